@@ -1,0 +1,338 @@
+"""The API client against httpx.MockTransport: one test per failure path, retries, paging."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+
+from exporter.client import (
+    ApiConnectionError,
+    ApiTimeoutError,
+    AuthError,
+    Client,
+    HttpStatusError,
+    InvalidResponseError,
+    NotFoundError,
+    RateLimitedError,
+    RetryPolicy,
+    merge_pages,
+    parse_retry_after,
+)
+
+INVOICE = {"id": "inv-1", "currency": "usd", "paasUsage": {"teams": []}}
+Handler = Callable[[httpx.Request], httpx.Response]
+
+
+class FakeTime:
+    """A clock that only moves when the client sleeps."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.sleeps: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def run_client(handler: Handler, call: Callable[[Client], Any], **kwargs: Any) -> Any:
+    fake = kwargs.pop("fake", FakeTime())
+
+    async def go() -> Any:
+        client = Client(
+            "http://api.test",
+            "secret-token",
+            transport=httpx.MockTransport(handler),
+            sleep=fake.sleep,
+            clock=fake.clock,
+            rng=random.Random(7),
+            **kwargs,
+        )
+        async with client:
+            result = await call(client)
+            return result, client
+
+    return asyncio.run(go())
+
+
+def ok(data: dict[str, Any], **extra: Any) -> httpx.Response:
+    return httpx.Response(200, json={"data": data, **extra})
+
+
+def error(status: int, headers: dict[str, str] | None = None) -> httpx.Response:
+    body = {"error": {"status": status, "message": f"status {status}", "id": "x"}}
+    return httpx.Response(status, json=body, headers=headers)
+
+
+def sequence(*responses: httpx.Response | Exception) -> tuple[Handler, list[httpx.Request]]:
+    seen: list[httpx.Request] = []
+    queue = list(responses)
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        item = queue.pop(0) if len(queue) > 1 else queue[0]
+        if isinstance(item, Exception):
+            raise item
+        return item
+
+    return handler, seen
+
+
+def get_invoice(client: Client) -> Any:
+    return client.get_invoice("inv-1")
+
+
+def test_sends_bearer_token_and_filters() -> None:
+    handler, seen = sequence(ok(INVOICE))
+    run_client(handler, lambda c: c.get_invoice("inv-1", team_id="t1", project_id="p1"))
+    request = seen[0]
+    assert request.headers["Authorization"] == "Bearer secret-token"
+    assert request.url.path == "/v1/billing/invoices/inv-1"
+    assert dict(request.url.params) == {"teamId": "t1", "projectId": "p1", "per_page": "100"}
+
+
+@pytest.mark.parametrize(
+    ("status", "kind", "reason"),
+    [
+        (401, AuthError, "auth"),
+        (403, AuthError, "auth"),
+        (404, NotFoundError, "not_found"),
+        (400, HttpStatusError, "http"),
+        (422, HttpStatusError, "http"),
+    ],
+)
+def test_client_errors_are_mapped_and_not_retried(
+    status: int, kind: type[Exception], reason: str
+) -> None:
+    handler, seen = sequence(error(status))
+    with pytest.raises(kind) as caught:
+        run_client(handler, get_invoice)
+    assert caught.value.reason == reason  # type: ignore[attr-defined]
+    assert f"HTTP {status}: status {status}" in str(caught.value)
+    assert len(seen) == 1
+
+
+def test_server_errors_are_retried_three_times_then_fail() -> None:
+    fake = FakeTime()
+    handler, seen = sequence(error(503))
+    with pytest.raises(HttpStatusError, match="after 4 attempts"):
+        run_client(handler, get_invoice, fake=fake)
+    assert len(seen) == 4
+    assert len(fake.sleeps) == 3
+
+
+def test_backoff_grows_with_jitter_and_is_capped() -> None:
+    policy = RetryPolicy()
+    rng = random.Random(1)
+    for attempt, (low, high) in enumerate([(0.5, 0.75), (1, 1.5), (2, 3), (4, 6), (8, 10)]):
+        delays = [policy.backoff(attempt, rng) for _ in range(200)]
+        assert low <= min(delays)
+        assert max(delays) <= high
+        assert max(delays) > min(delays)  # jitter
+    assert policy.backoff(30, rng) == 10.0
+
+
+def test_recovers_after_a_burst() -> None:
+    handler, seen = sequence(error(502), error(500), ok(INVOICE))
+    invoice, client = run_client(handler, get_invoice)
+    assert invoice.id == "inv-1"
+    assert len(seen) == 3
+    assert client.stats.requests == {
+        ("get_invoice", "502"): 1,
+        ("get_invoice", "500"): 1,
+        ("get_invoice", "200"): 1,
+    }
+
+
+def test_retry_after_is_honoured() -> None:
+    fake = FakeTime()
+    handler, _ = sequence(error(429, {"Retry-After": "7"}), ok(INVOICE))
+    run_client(handler, get_invoice, fake=fake)
+    assert fake.sleeps == [7.0]
+
+
+def test_ratelimit_reset_is_honoured_without_retry_after() -> None:
+    fake = FakeTime()
+    handler, _ = sequence(error(429, {"x-ratelimit-reset": "12"}), ok(INVOICE))
+    run_client(handler, get_invoice, fake=fake)
+    assert fake.sleeps == [12.0]
+
+
+def test_wait_beyond_the_poll_deadline_fails_without_sending() -> None:
+    fake = FakeTime()
+    handler, seen = sequence(error(429, {"Retry-After": "600"}), ok(INVOICE))
+
+    async def two_polls(client: Client) -> None:
+        client.set_deadline(120)
+        with pytest.raises(RateLimitedError):
+            await client.get_invoice("inv-1")
+        assert len(seen) == 1  # did not wait 600 s inside a 120 s poll
+        client.set_deadline(120)  # the next poll, still inside the wait
+        with pytest.raises(RateLimitedError, match="not sending"):
+            await client.get_invoice("inv-1")
+        assert len(seen) == 1
+        fake.now += 600  # the wait is over: the next poll sends again
+        client.set_deadline(120)
+        await client.get_invoice("inv-1")
+        assert len(seen) == 2
+
+    run_client(handler, two_polls, fake=fake)
+    assert fake.sleeps == []
+
+
+def test_timeout_is_retried_then_mapped() -> None:
+    handler, seen = sequence(httpx.ReadTimeout("slow"))
+    with pytest.raises(ApiTimeoutError):
+        _, client = run_client(handler, get_invoice)
+    assert len(seen) == 4
+
+
+def test_connection_error_is_mapped() -> None:
+    handler, seen = sequence(httpx.ConnectError("refused"))
+    with pytest.raises(ApiConnectionError, match="ConnectError"):
+        run_client(handler, get_invoice)
+    assert len(seen) == 4
+
+
+def test_no_answer_is_counted_as_error_code() -> None:
+    handler, _ = sequence(httpx.ConnectError("refused"), ok(INVOICE))
+    _, client = run_client(handler, get_invoice)
+    assert client.stats.requests[("get_invoice", "error")] == 1
+
+
+@pytest.mark.parametrize(
+    "response",
+    [
+        httpx.Response(200, text="{not json"),
+        httpx.Response(200, text='{"data": {"id": "inv', headers={"content-type": "application/json"}),
+        httpx.Response(200, text="<html>maintenance</html>", headers={"content-type": "text/html"}),
+        httpx.Response(200, json={"nodata": 1}),
+        httpx.Response(200, json=[1, 2]),
+        httpx.Response(200, json={"data": {"id": 5}}),
+        httpx.Response(200, json={"data": {"id": "i", "total": "lots"}}),
+        httpx.Response(200, json={"data": {"id": "i", "paasUsage": {"teams": "x"}}}),
+    ],
+    ids=["json", "truncated", "html", "no-data", "array", "id-type", "amount-type", "teams-type"],
+)
+def test_invalid_responses(response: httpx.Response) -> None:
+    handler, seen = sequence(response)
+    with pytest.raises(InvalidResponseError):
+        run_client(handler, get_invoice)
+    assert len(seen) == 1  # not retried
+
+
+def test_non_finite_amounts_are_invalid() -> None:
+    handler, _ = sequence(httpx.Response(200, text='{"data": {"id": "i", "total": NaN}}'))
+    with pytest.raises(InvalidResponseError):
+        run_client(handler, get_invoice)
+
+
+def test_unknown_fields_and_resource_types_pass_through() -> None:
+    data = {
+        "id": "inv-1",
+        "brandNew": {"x": 1},
+        "paasUsage": {
+            "teams": [
+                {
+                    "id": "t",
+                    "projects": [
+                        {
+                            "id": "p",
+                            "resourceTypes": [
+                                {"resourceType": "quantum-computer", "price": {"total": 5}}
+                            ],
+                        }
+                    ],
+                }
+            ]
+        },
+    }
+    handler, _ = sequence(ok(data))
+    invoice, _ = run_client(handler, get_invoice)
+    kind = invoice.teams[0].projects[0].resource_types[0]
+    assert kind.resource_type == "quantum-computer"
+    assert kind.price.total == 5
+    assert kind.price.cpu is None
+
+
+def test_follows_cursor_pagination_and_merges() -> None:
+    pages = {
+        None: ({"id": "i", "paasUsage": {"teams": [{"id": "a"}, {"id": "b"}]}}, "c1"),
+        "c1": ({"id": "i", "paasUsage": {"teams": [{"id": "c"}]}}, "c2"),
+        "c2": ({"id": "i", "paasUsage": {"teams": [{"id": "d"}]}}, None),
+    }
+    seen: list[str | None] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        cursor = request.url.params.get("cursor")
+        seen.append(cursor)
+        data, nxt = pages[cursor]
+        page = {"hasNextPage": nxt is not None, "cursor": nxt, "count": 4}
+        return ok(data, pagination=page)
+
+    invoice, _ = run_client(handler, get_invoice)
+    assert [team.id for team in invoice.teams] == ["a", "b", "c", "d"]
+    assert seen == [None, "c1", "c2"]
+
+
+def test_a_cursor_that_repeats_is_invalid() -> None:
+    page = {"hasNextPage": True, "cursor": "same"}
+    handler, seen = sequence(ok(INVOICE, pagination=page))
+    with pytest.raises(InvalidResponseError, match="repeats"):
+        run_client(handler, get_invoice)
+    assert len(seen) == 2
+
+
+def test_list_invoices_pages() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.params.get("cursor") == "n":
+            return ok({"invoices": [{"id": "b", "period": {"start": 1, "end": 2}}]},
+                      pagination={"hasNextPage": False, "cursor": None})
+        return ok({"invoices": [{"id": "a"}]}, pagination={"hasNextPage": True, "cursor": "n"})
+
+    invoices, client = run_client(handler, lambda c: c.list_invoices())
+    assert [inv.id for inv in invoices] == ["a", "b"]
+    assert client.stats.requests == {("list_invoices", "200"): 2}
+
+
+def test_merge_pages_joins_nested_arrays_by_id() -> None:
+    first = {"teams": [{"id": "t", "projects": [{"id": "p1"}]}], "total": 1}
+    later = {"teams": [{"id": "t", "projects": [{"id": "p2"}]}], "total": 99}
+    merged = merge_pages(first, later)
+    assert merged == {"teams": [{"id": "t", "projects": [{"id": "p1"}, {"id": "p2"}]}], "total": 1}
+
+
+def test_ratelimit_headers_are_recorded() -> None:
+    response = httpx.Response(
+        200,
+        json={"data": INVOICE},
+        headers={"x-ratelimit-remaining": "41", "x-ratelimit-reset": "100"},
+    )
+    handler, _ = sequence(response)
+    _, client = run_client(handler, get_invoice)
+    assert client.stats.ratelimit_remaining == 41
+    assert client.stats.ratelimit_reset_at == pytest.approx(1100)
+
+
+def test_retry_after_http_date() -> None:
+    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412470.0) == 10.0
+    assert parse_retry_after("3") == 3.0
+    assert parse_retry_after("soon") is None
+    assert parse_retry_after(None) is None
+
+
+def test_token_is_not_in_error_messages() -> None:
+    handler, _ = sequence(error(401))
+    with pytest.raises(AuthError) as caught:
+        run_client(handler, get_invoice)
+    assert "secret-token" not in str(caught.value)
+    assert "secret-token" not in json.dumps(caught.value.args)
