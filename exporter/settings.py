@@ -61,6 +61,13 @@ class Settings(BaseSettings):
             raise ValueError("must be an http:// or https:// URL with a host")
         return value.rstrip("/")
 
+    @field_validator("api_token")
+    @classmethod
+    def _check_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().strip():
+            raise ValueError("must not be empty")
+        return SecretStr(value.get_secret_value().strip()) if value is not None else None
+
     @field_validator("teams", mode="before")
     @classmethod
     def _split_teams(cls, value: object) -> object:
@@ -216,8 +223,9 @@ def _describe(exc: ValidationError, flags: Mapping[str, str]) -> str:
     error = exc.errors()[0]
     loc = [str(part) for part in error["loc"]]
     message = str(error["msg"]).removeprefix("Value error, ")
+    message = message[:1].lower() + message[1:]
     if not loc:  # a model-level check: its message already names the variable
-        return message
+        return str(error["msg"]).removeprefix("Value error, ")
     field = loc[0]
     where = flag_name(field) if field in flags else env_name(field)
     if error["type"] == "extra_forbidden":
