@@ -192,7 +192,7 @@ def test_wait_beyond_the_poll_deadline_fails_without_sending() -> None:
 def test_timeout_is_retried_then_mapped() -> None:
     handler, seen = sequence(httpx.ReadTimeout("slow"))
     with pytest.raises(ApiTimeoutError):
-        _, client = run_client(handler, get_invoice)
+        _, _client = run_client(handler, get_invoice)
     assert len(seen) == 4
 
 
@@ -213,7 +213,9 @@ def test_no_answer_is_counted_as_error_code() -> None:
     "response",
     [
         httpx.Response(200, text="{not json"),
-        httpx.Response(200, text='{"data": {"id": "inv', headers={"content-type": "application/json"}),
+        httpx.Response(
+            200, text='{"data": {"id": "inv', headers={"content-type": "application/json"}
+        ),
         httpx.Response(200, text="<html>maintenance</html>", headers={"content-type": "text/html"}),
         httpx.Response(200, json={"nodata": 1}),
         httpx.Response(200, json=[1, 2]),
@@ -295,8 +297,10 @@ def test_a_cursor_that_repeats_is_invalid() -> None:
 def test_list_invoices_pages() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         if request.url.params.get("cursor") == "n":
-            return ok({"invoices": [{"id": "b", "period": {"start": 1, "end": 2}}]},
-                      pagination={"hasNextPage": False, "cursor": None})
+            return ok(
+                {"invoices": [{"id": "b", "period": {"start": 1, "end": 2}}]},
+                pagination={"hasNextPage": False, "cursor": None},
+            )
         return ok({"invoices": [{"id": "a"}]}, pagination={"hasNextPage": True, "cursor": "n"})
 
     invoices, client = run_client(handler, lambda c: c.list_invoices())

@@ -26,14 +26,18 @@ UNFILTERED = {
     "id": "inv-1",
     "period": {"start": 1759276800, "end": 1761955200},
     "currency": "usd",
-    "byocUsage": {"price": {"total": 5000, "vcpu": 3000, "memory": 1000, "gpuMemory": 0,
-                            "cluster": 1000}},
+    "byocUsage": {
+        "price": {"total": 5000, "vcpu": 3000, "memory": 1000, "gpuMemory": 0, "cluster": 1000}
+    },
     "paasUsage": {
         "price": {"total": 20345, "cpu": 16000, "memory": 4345, "storage": 0, "gpu": 0},
         "teams": [
             {"id": "team-a", "name": 'Team "A"', "price": PRICE_A},
-            {"id": "team-b", "name": "Équipe B", "price": {"total": 8000, "cpu": 6000,
-                                                             "memory": 2000}},
+            {
+                "id": "team-b",
+                "name": "Équipe B",
+                "price": {"total": 8000, "cpu": 6000, "memory": 2000},
+            },
         ],
     },
     "lineItems": [
@@ -119,7 +123,9 @@ def test_golden_text_exposition() -> None:
 
 def test_team_total_never_comes_from_a_filtered_slice() -> None:
     body = small_exposition().decode()
-    assert 'northflank_team_cost{currency="usd",team="team-a",team_name="Team \\"A\\""} 123.45' in body
+    assert (
+        'northflank_team_cost{currency="usd",team="team-a",team_name="Team \\"A\\""} 123.45' in body
+    )
 
 
 def test_missing_fields_give_no_sample() -> None:
@@ -181,7 +187,8 @@ def test_exporter_own_metrics_alone_before_the_first_poll() -> None:
     assert 'northflank_exporter_build_info{version="9"} 1.0' in body
     assert 'northflank_poll_errors_total{reason="auth"} 0.0' in body
     assert "northflank_team_cost" not in body
-    assert "python_gc" not in body and "process_" not in body
+    assert "python_gc" not in body
+    assert "process_" not in body
 
 
 @pytest.mark.parametrize("unit", ["cents", "major"])

@@ -67,8 +67,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
         (
             [],
             {"NORTHFLANK_API_TOKEN_FILE": "/nonexistent/token"},
-            "NORTHFLANK_API_TOKEN_FILE: cannot read /nonexistent/token: "
-            "No such file or directory",
+            "NORTHFLANK_API_TOKEN_FILE: cannot read /nonexistent/token: No such file or directory",
         ),
         (
             [],
@@ -213,8 +212,13 @@ def test_trailing_slash_is_dropped_from_url(clean_env: pytest.MonkeyPatch) -> No
 def test_help_lists_every_setting_with_its_variable() -> None:
     result = run_cli(["--help"], {})
     assert result.returncode == 0
-    for name in ("NORTHFLANK_API_TOKEN_FILE", "NORTHFLANK_MAX_STALENESS_SECONDS", "--once",
-                 "--demo", "--request-budget-per-hour"):
+    for name in (
+        "NORTHFLANK_API_TOKEN_FILE",
+        "NORTHFLANK_MAX_STALENESS_SECONDS",
+        "--once",
+        "--demo",
+        "--request-budget-per-hour",
+    ):
         assert name in result.stdout
 
 
