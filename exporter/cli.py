@@ -1,0 +1,128 @@
+"""Wires the parts together: settings -> client -> poller -> server; stops on a signal.
+
+Exit status: 0 after a clean stop (or a good ``--once``), 1 when ``--once`` failed or the
+exporter could not start, 2 on a bad setting (one stderr line naming it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+
+from exporter import __version__
+from exporter.client import Client
+from exporter.exposition import Health, own_families, render
+from exporter.logs import configure
+from exporter.poller import Poller, Published
+from exporter.server import MetricsServer
+from exporter.settings import Settings, SettingsError, parse
+
+log = logging.getLogger("exporter")
+PROG = "northflank-exporter"
+DEMO_TOKEN = "demo-token"  # noqa: S105 - the embedded simulator's, not a secret
+DEMO_DEFAULTS = {
+    "api_url": "http://127.0.0.1",  # replaced by the simulator's address once it listens
+    "api_token": DEMO_TOKEN,
+    "poll_interval_seconds": "120",
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if "--version" in args:
+        print(f"{PROG} {__version__}")
+        return 0
+    try:
+        invocation = parse(args, demo_overrides=DEMO_DEFAULTS)
+    except SettingsError as exc:
+        print(f"{PROG}: {exc}", file=sys.stderr)
+        return 2
+    settings = invocation.settings
+    configure(settings.log_level, settings.log_format)
+    simulator = None
+    if invocation.demo:
+        from exporter.simulator import Simulator, generate_organisation
+
+        simulator = Simulator(generate_organisation(), token=DEMO_TOKEN).start()
+        settings = settings.model_copy(update={"api_url": simulator.url})
+        log.info("demo: polling the embedded simulated API at %s", simulator.url)
+    try:
+        return asyncio.run(run_once(settings) if invocation.once else serve(settings))
+    except KeyboardInterrupt:  # a second Ctrl-C while stopping
+        return 0
+    finally:
+        if simulator is not None:
+            simulator.stop()
+
+
+def make_client(settings: Settings) -> Client:
+    return Client(
+        settings.api_url,
+        settings.token(),
+        timeout=settings.request_timeout_seconds,
+        max_concurrency=settings.max_concurrency,
+    )
+
+
+async def run_once(settings: Settings) -> int:
+    """``--once``: poll, print the text exposition to stdout; 1 when the poll failed."""
+    outcomes: list[Published] = []
+    async with make_client(settings) as client:
+        ok = await Poller(client, settings, outcomes.append).poll()
+    if ok:
+        sys.stdout.buffer.write(outcomes[-1].exposition.text.plain)
+        sys.stdout.flush()
+    return 0 if ok else 1
+
+
+async def serve(settings: Settings) -> int:
+    """Serve /metrics and poll in the background until SIGTERM or SIGINT."""
+    initial = Published(
+        exposition=render(own_families(Health(version=__version__))),
+        ready=False,
+        last_result="pending",
+        last_poll=None,
+    )
+    try:
+        server = MetricsServer(settings.host, settings.port, initial)
+    except OSError as exc:
+        print(
+            f"{PROG}: NORTHFLANK_LISTEN_ADDRESS: cannot listen on "
+            f"{settings.listen_address}: {exc.strerror or exc}",
+            file=sys.stderr,
+        )
+        return 2
+    server.start()
+    log.info(
+        "listening",
+        extra={
+            "fields": {
+                "address": f"{settings.host}:{server.port}",
+                "version": __version__,
+                "api_url": settings.api_url,
+                "depth": settings.depth,
+                "poll_interval_seconds": settings.poll_interval_seconds,
+            }
+        },
+    )
+    stop = asyncio.Event()
+    async with make_client(settings) as client:
+        task = asyncio.create_task(Poller(client, settings, server.publish).run(stop))
+        loop = asyncio.get_running_loop()
+
+        def on_signal(signum: int) -> None:
+            log.info("stopping on %s", signal.Signals(signum).name)
+            stop.set()
+            task.cancel()  # a poll in flight is abandoned: the process must stop within 2 s
+
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, on_signal, signum)
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    server.stop()
+    log.info("stopped")
+    return 0

@@ -1,0 +1,287 @@
+"""What to ask the API, and when.
+
+:func:`read_invoice` is one poll: pick the invoice, read it unfiltered, then drill down
+as deep as the settings ask, each team's task starting its project calls as soon as
+the team's answer arrives (no waiting for a whole phase). It returns a snapshot or
+raises one :class:`~exporter.client.ApiError`.
+
+:class:`Poller` runs polls on schedule, keeps within the request budget, renders each
+outcome once and hands it to ``publish``; it drops the API's figures when they grow
+older than the staleness bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from exporter import __version__, models
+from exporter.client import ApiError, ApiTimeoutError, Client, InvalidResponseError
+from exporter.exposition import Exposition, Health, cost_families, own_families, render
+from exporter.settings import Settings
+from exporter.snapshot import Snapshot, build
+
+log = logging.getLogger("exporter.poller")
+POLL_DEADLINE_SECONDS = 120.0
+
+
+# --------------------------------------------------------------------------- one poll
+
+
+async def newest_invoice_id(client: Client) -> str:
+    invoices = await client.list_invoices()
+    dated = [(inv.period.end, inv.id) for inv in invoices if inv.period and inv.period.end]
+    if not dated:
+        raise InvalidResponseError("list_invoices", "no invoice with a period end to pick")
+    return max(dated)[1]
+
+
+async def read_invoice(client: Client, settings: Settings) -> Snapshot:
+    """One poll's requests, concurrent up to the client's limit; the snapshot they make."""
+    invoice_id = settings.invoice_id or await newest_invoice_id(client)
+    invoice = await client.get_invoice(invoice_id)
+    wanted = set(settings.teams)
+    teams = [team for team in invoice.teams if not wanted or team.id in wanted]
+    team_answers: dict[str, models.Team] = {}
+    project_answers: dict[tuple[str, str], models.Project] = {}
+
+    async def drill_project(team_id: str, project_id: str) -> None:
+        answer = await client.get_invoice(invoice_id, team_id=team_id, project_id=project_id)
+        team = _find_team(answer, team_id)
+        project = next((p for p in team.projects or () if p.id == project_id), None)
+        if project is None:
+            raise InvalidResponseError(
+                "get_invoice", f"project {project_id} missing from its answer"
+            )
+        project_answers[(team_id, project_id)] = project
+
+    async def drill_team(team: models.Team) -> None:
+        if team.projects is None:  # the unfiltered answer holds them only for a one-team invoice
+            team = _find_team(await client.get_invoice(invoice_id, team_id=team.id), team.id)
+            team_answers[team.id] = team
+        if settings.depth == "resource":
+            async with asyncio.TaskGroup() as group:
+                for project in team.projects or ():
+                    group.create_task(drill_project(team.id, project.id))
+
+    if settings.depth != "team":
+        async with asyncio.TaskGroup() as group:
+            for team in teams:
+                group.create_task(drill_team(team))
+    return build(
+        invoice,
+        team_answers=team_answers,
+        project_answers=project_answers,
+        teams=settings.teams,
+        amount_unit=settings.amount_unit,
+    )
+
+
+def _find_team(answer: models.Invoice, team_id: str) -> models.Team:
+    for team in answer.teams:
+        if team.id == team_id:
+            return team
+    raise InvalidResponseError("get_invoice", f"team {team_id} missing from its own answer")
+
+
+def first_api_error(exc: BaseException) -> ApiError | None:
+    """The ApiError inside (possibly nested) exception groups of a TaskGroup."""
+    if isinstance(exc, ApiError):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            found = first_api_error(inner)
+            if found is not None:
+                return found
+    return None
+
+
+# --------------------------------------------------------------------------- the schedule
+
+
+@dataclass(frozen=True)
+class Published:
+    """What the server hands out until the next one replaces it."""
+
+    exposition: Exposition
+    ready: bool
+    last_result: str  # "ok", a failure reason, or "pending"
+    last_poll: float | None  # Unix time the last poll ended
+
+
+class Poller:
+    def __init__(
+        self,
+        client: Client,
+        settings: Settings,
+        publish: Callable[[Published], None],
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._client = client
+        self._settings = settings
+        self._publish = publish
+        self._clock = clock
+        self._snapshot: Snapshot | None = None
+        self._errors: Counter[str] = Counter()
+        self._up = False
+        self._last_success: float | None = None
+        self._duration: float | None = None
+        self._last_result = "pending"
+        self._last_poll: float | None = None
+        self._poll_cost = 0  # requests the last full poll spent
+        self._expiry: asyncio.TimerHandle | None = None
+        self._stretched_to: float | None = None
+
+    # ----------------------------------------------------------------- one poll, published
+
+    async def poll(self) -> bool:
+        """Poll once, publish the outcome; True when it succeeded."""
+        started, spent_before = self._clock(), self._client.stats.total
+        self._client.set_deadline(POLL_DEADLINE_SECONDS)
+        error: ApiError | None = None
+        try:
+            async with asyncio.timeout(POLL_DEADLINE_SECONDS):
+                snapshot = await read_invoice(self._client, self._settings)
+        except TimeoutError:
+            error = ApiTimeoutError("poll", f"gave up after {POLL_DEADLINE_SECONDS:.0f} s")
+        except Exception as exc:
+            error = first_api_error(exc)
+            if error is None:  # a bug, or data so odd that it slipped past the models
+                log.exception("poll failed on an unexpected error")
+                error = InvalidResponseError("poll", f"{type(exc).__name__}: {exc}")
+        self._duration = self._clock() - started
+        spent = self._client.stats.total - spent_before
+        self._last_poll = time.time()
+        if error is None:
+            self._snapshot, self._up, self._last_success = snapshot, True, self._last_poll
+            self._poll_cost = spent
+            self._last_result = "ok"
+            self._schedule_expiry()
+        else:
+            self._up = False
+            self._errors[error.reason] += 1
+            self._last_result = error.reason
+            self._poll_cost = max(self._poll_cost, spent)
+        exposition = self._render()
+        fields = {
+            "result": self._last_result,
+            "duration_seconds": round(self._duration, 3),
+            "requests": spent,
+            "series": exposition.samples,
+        }
+        if error is None:
+            log.info("poll succeeded", extra={"fields": {"invoice": snapshot.invoice.id, **fields}})
+        else:
+            log.warning("poll failed: %s", error, extra={"fields": fields})
+        return error is None
+
+    def _render(self) -> Exposition:
+        stats = self._client.stats
+        health = Health(
+            version=__version__,
+            up=self._up,
+            last_success=self._last_success,
+            poll_duration=self._duration,
+            poll_errors=dict(self._errors),
+            api_requests=dict(stats.requests),
+            ratelimit_remaining=stats.ratelimit_remaining,
+        )
+        families = cost_families(self._snapshot) if self._snapshot else []
+        exposition = render([*families, *own_families(health)])
+        self._publish(
+            Published(
+                exposition=exposition,
+                ready=self._snapshot is not None,
+                last_result=self._last_result,
+                last_poll=self._last_poll,
+            )
+        )
+        return exposition
+
+    # ----------------------------------------------------------------- staleness
+
+    def _schedule_expiry(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self._expiry is not None:
+            self._expiry.cancel()
+        self._expiry = loop.call_later(self._settings.staleness_seconds, self._expire)
+
+    def _expire(self) -> None:
+        self._expiry = None
+        if self._snapshot is None:
+            return
+        log.warning(
+            "figures dropped: no successful poll for %.0f s",
+            self._settings.staleness_seconds,
+            extra={"fields": {"result": "stale"}},
+        )
+        self._snapshot = None
+        self._render()
+
+    # ----------------------------------------------------------------- the loop
+
+    def interval(self) -> float:
+        """Seconds from one poll's start to the next: the setting, stretched to the budget."""
+        base = self._settings.poll_interval_seconds
+        budget = self._settings.request_budget_per_hour
+        needed = 3600.0 * self._poll_cost / budget
+        if needed <= base:
+            self._stretched_to = None
+            return base
+        if self._stretched_to != needed:
+            self._stretched_to = needed
+            log.warning(
+                "polling every %.0f s instead of every %.0f s: a poll costs %d requests "
+                "and the budget is %d an hour",
+                needed,
+                base,
+                self._poll_cost,
+                budget,
+                extra={"fields": {"interval_seconds": round(needed, 1)}},
+            )
+        return needed
+
+    def _rate_limit_wait(self) -> float:
+        """Seconds to wait for the API's window when it has too few requests left."""
+        stats = self._client.stats
+        if stats.ratelimit_remaining is None or stats.ratelimit_reset_at is None:
+            return 0.0
+        if stats.ratelimit_remaining >= max(self._poll_cost, 1):
+            return 0.0
+        return max(0.0, stats.ratelimit_reset_at - self._clock())
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Poll on schedule until ``stop`` is set."""
+        self._render()  # serve the exporter's own metrics before the first poll ends
+        while not stop.is_set():
+            started = self._clock()
+            wait = self._rate_limit_wait()
+            if wait > 0:
+                log.warning(
+                    "waiting %.0f s for the API's rate-limit window: %s requests left",
+                    wait,
+                    self._client.stats.ratelimit_remaining,
+                )
+                if await _sleep_or_stop(wait, stop):
+                    break
+            await self.poll()
+            next_start = started + self.interval()
+            if await _sleep_or_stop(max(0.0, next_start - self._clock()), stop):
+                break
+        if self._expiry is not None:
+            self._expiry.cancel()
+
+
+async def _sleep_or_stop(seconds: float, stop: asyncio.Event) -> bool:
+    """Sleep; True when ``stop`` was set first."""
+    try:
+        async with asyncio.timeout(seconds):
+            await stop.wait()
+    except TimeoutError:
+        return False
+    return True

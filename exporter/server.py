@@ -1,0 +1,148 @@
+"""The HTTP server: hands out the bytes the last poll rendered. No work on the scrape path.
+
+``/metrics`` picks one of four pre-rendered bodies by ``Accept`` (OpenMetrics or text)
+and ``Accept-Encoding`` (gzip or identity); ``/`` is a small status page;
+``/-/healthy`` answers 200 while the process runs and ``/-/ready`` 200 while figures
+are served. The current :class:`~exporter.poller.Published` is one reference, replaced
+whole by :meth:`MetricsServer.publish`, so a scrape never sees half a poll.
+"""
+
+from __future__ import annotations
+
+import html
+import threading
+import time
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar
+
+from exporter import __version__
+from exporter.exposition import OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE
+from exporter.poller import Published
+
+
+def wants_openmetrics(accept: str) -> bool:
+    return "application/openmetrics-text" in accept
+
+
+def accepts_gzip(accept_encoding: str) -> bool:
+    """True when ``Accept-Encoding`` allows gzip (and does not give it q=0)."""
+    for part in accept_encoding.split(","):
+        coding, _, params = part.strip().partition(";")
+        if coding.strip().lower() in ("gzip", "*"):
+            q = params.strip().removeprefix("q=")
+            try:
+                return float(q) > 0 if params.strip().startswith("q=") else True
+            except ValueError:
+                return True
+    return False
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: MetricsServer
+    protocol_version = "HTTP/1.1"
+    timeout = 30  # seconds a kept-alive connection may idle
+    routes: ClassVar[dict[str, str]] = {
+        "/metrics": "_metrics",
+        "/": "_index",
+        "/-/healthy": "_healthy",
+        "/-/ready": "_ready",
+    }
+
+    def do_GET(self) -> None:
+        name = self.routes.get(self.path.split("?", 1)[0])
+        if name is None:
+            self._send(HTTPStatus.NOT_FOUND, b"not found\n", "text/plain; charset=utf-8")
+            return
+        getattr(self, name)()
+
+    def do_HEAD(self) -> None:
+        self.do_GET()
+
+    def _metrics(self) -> None:
+        published = self.server.current
+        openmetrics = wants_openmetrics(self.headers.get("Accept", ""))
+        body = published.exposition.openmetrics if openmetrics else published.exposition.text
+        ctype = OPENMETRICS_CONTENT_TYPE if openmetrics else TEXT_CONTENT_TYPE
+        if accepts_gzip(self.headers.get("Accept-Encoding", "")):
+            self._send(HTTPStatus.OK, body.gzipped, ctype, gzip=True)
+        else:
+            self._send(HTTPStatus.OK, body.plain, ctype)
+
+    def _healthy(self) -> None:
+        self._send(HTTPStatus.OK, b"OK\n", "text/plain; charset=utf-8")
+
+    def _ready(self) -> None:
+        if self.server.current.ready:
+            self._send(HTTPStatus.OK, b"ready\n", "text/plain; charset=utf-8")
+        else:
+            self._send(
+                HTTPStatus.SERVICE_UNAVAILABLE,
+                b"not ready: no figures to serve (no successful poll yet, or too old)\n",
+                "text/plain; charset=utf-8",
+            )
+
+    def _index(self) -> None:
+        page = index_page(self.server.current)
+        self._send(HTTPStatus.OK, page.encode(), "text/html; charset=utf-8")
+
+    def _send(self, status: HTTPStatus, body: bytes, ctype: str, *, gzip: bool = False) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        if gzip:
+            self.send_header("Content-Encoding", "gzip")
+        if self.path.startswith("/metrics"):
+            self.send_header("Vary", "Accept, Accept-Encoding")
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass  # one log line per poll, not per scrape
+
+
+def index_page(published: Published) -> str:
+    when = (
+        time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(published.last_poll))
+        if published.last_poll
+        else "not yet"
+    )
+    return (
+        "<!doctype html><html><head><title>Northflank exporter</title></head><body>"
+        "<h1>Northflank exporter</h1>"
+        f"<p>Version {html.escape(__version__)}</p>"
+        f"<p>Last poll: {html.escape(published.last_result)} at {html.escape(when)}</p>"
+        '<p><a href="/metrics">Metrics</a></p></body></html>\n'
+    )
+
+
+class MetricsServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, host: str, port: int, initial: Published) -> None:
+        if ":" in host:
+            import socket
+
+            self.address_family = socket.AF_INET6
+        super().__init__((host, port), _Handler)
+        self.current = initial
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        return int(self.server_address[1])
+
+    def publish(self, published: Published) -> None:
+        self.current = published  # one reference, swapped whole
+
+    def start(self) -> None:
+        self._thread = threading.Thread(
+            target=self.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        self.shutdown()
+        self.server_close()

@@ -1,0 +1,681 @@
+"""The simulated Northflank API behaves as the reference page and the API notes say.
+
+Every test talks real HTTP to a simulator on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+
+from exporter.simulator import (
+    BYOC_DIMENSIONS,
+    PAAS_DIMENSIONS,
+    RESOURCE_TYPES,
+    Organisation,
+    Simulator,
+    generate_organisation,
+)
+
+AUTH = {"Authorization": "Bearer sim-token"}
+NOW = datetime(2026, 11, 17, 12, 30, tzinfo=UTC).timestamp()
+
+
+@pytest.fixture
+def sim() -> Iterator[Simulator]:
+    with Simulator(generate_organisation(now=NOW)) as simulator:
+        yield simulator
+
+
+@pytest.fixture
+def client(sim: Simulator) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=sim.url, headers=AUTH, timeout=5) as c:
+        yield c
+
+
+def newest(org: Organisation) -> str:
+    return org.newest_invoice().id
+
+
+def get_invoice(client: httpx.Client, invoice_id: str, **query: str) -> dict[str, Any]:
+    response = client.get(f"/v1/billing/invoices/{invoice_id}", params=query)
+    assert response.status_code == 200, response.text
+    data: dict[str, Any] = response.json()["data"]
+    return data
+
+
+def assert_price_consistent(price: dict[str, Any]) -> None:
+    dims = {k: v for k, v in price.items() if k != "total"}
+    assert price["total"] == sum(dims.values())
+    assert all(v != 0 for v in dims.values()), "zero dimensions must be left out"
+
+
+def add_prices(prices: list[dict[str, Any]]) -> dict[str, int]:
+    total: dict[str, int] = {}
+    for price in prices:
+        for key, value in price.items():
+            total[key] = total.get(key, 0) + value
+    return total
+
+
+def error_of(response: httpx.Response) -> dict[str, Any]:
+    error: dict[str, Any] = response.json()["error"]
+    assert error["status"] == response.status_code
+    assert error["message"]
+    assert error["id"]
+    assert error["details"] == {}
+    return error
+
+
+# -- the generated organisation -------------------------------------------------------
+
+
+def test_generation_is_deterministic_and_shaped() -> None:
+    org = generate_organisation(now=NOW)
+    again = generate_organisation(now=NOW)
+    other_seed = generate_organisation(seed=2, now=NOW)
+    invoice_id = newest(org)
+    assert org.render_invoice(invoice_id) == again.render_invoice(invoice_id)
+    assert org.render_invoice(invoice_id) != other_seed.render_invoice(invoice_id)
+
+    assert [t.id for t in org.teams] == ["team-1", "team-2", "team-3", "team-4"]
+    invoice = org.invoice(invoice_id)
+    project_ids = [[p.id for p in team.projects] for team in invoice.teams]
+    assert project_ids == [["web", "api", "workers"]] * 4  # project IDs repeat across teams
+    for team in invoice.teams:
+        for project in team.projects:
+            types = sorted(r.resource_type for r in project.resources)
+            assert types == sorted(RESOURCE_TYPES)
+            assert len({r.id for r in project.resources}) == len(project.resources)
+
+    two_each = generate_organisation(teams=1, projects_per_team=1, resources_per_type=2)
+    (project,) = two_each.invoices[0].teams[0].projects
+    assert len(project.resources) == 2 * len(RESOURCE_TYPES)
+
+    names = [t.name for t in org.teams] + [p.name for p in invoice.teams[0].projects]
+    assert any(not n.isascii() for n in names)
+    assert any('"' in n for n in names)
+
+
+def test_invoices_are_monthly_and_distinct() -> None:
+    org = generate_organisation(invoices=3, now=NOW)
+    by_end = sorted(org.invoices, key=lambda i: i.period_end, reverse=True)
+    assert [i.id for i in by_end] == ["inv-2026-10", "inv-2026-09", "inv-2026-08"]
+    assert by_end[0].period_end == int(datetime(2026, 11, 1, tzinfo=UTC).timestamp())
+    assert by_end[0].period_start == int(datetime(2026, 10, 1, tzinfo=UTC).timestamp())
+    assert all(a.period_start == b.period_end for a, b in itertools.pairwise(by_end))
+    assert [i.paid for i in by_end] == [False, True, True]
+    totals = {org.render_invoice(i.id)["total"] for i in org.invoices}
+    assert len(totals) == 3
+
+
+def test_zero_dimensions_are_left_out(client: httpx.Client, sim: Simulator) -> None:
+    data = get_invoice(client, newest(sim.org), teamId="team-2", projectId="web")
+    (project,) = data["paasUsage"]["teams"][0]["projects"]
+    types = {t["resourceType"]: t for t in project["resourceTypes"]}
+    assert set(types["volume"]["price"]) == {"total", "storage"}
+    assert set(types["job"]["price"]) == {"total", "cpu", "memory"}
+    # team-2 uses no GPU: no gpu field at any level
+    assert "gpu" not in data["paasUsage"]["teams"][0]["price"]
+    assert "gpu" not in types["llm-model-deployment"]["price"]
+    team1 = get_invoice(client, newest(sim.org), teamId="team-1")
+    assert team1["paasUsage"]["teams"][0]["price"]["gpu"] > 0
+
+
+def test_byoc_can_be_absent() -> None:
+    org = generate_organisation(byoc=False)
+    data = org.render_invoice(newest(org))
+    assert "byocUsage" not in data
+    assert [item["title"] for item in data["lineItems"]].count("BYOC usage") == 0
+
+
+# -- totals -----------------------------------------------------------------------------
+
+
+def test_totals_are_consistent_at_every_level(client: httpx.Client, sim: Simulator) -> None:
+    invoice_id = newest(sim.org)
+    top = get_invoice(client, invoice_id)
+    items = top["lineItems"]
+    assert top["subTotal"] == sum(i["total"] for i in items)
+    assert all(i["total"] == i["base"] + i["proration"] for i in items)
+    assert any(i["proration"] != 0 for i in items)
+    taxable = top["subTotal"] - top["discounts"]["total"]
+    assert top["tax"]["amount"] == round(taxable * top["tax"]["percent"] / 100)
+    assert top["total"] == taxable + top["tax"]["amount"]
+    assert top["currency"] == "usd"
+    paas_item = next(i for i in items if i["title"] == "PaaS usage")
+    byoc_item = next(i for i in items if i["title"] == "BYOC usage")
+    assert paas_item["total"] == top["paasUsage"]["price"]["total"]
+    assert byoc_item["total"] == top["byocUsage"]["price"]["total"]
+    assert_price_consistent(top["byocUsage"]["price"])
+    assert set(top["byocUsage"]["price"]) <= {"total", *BYOC_DIMENSIONS}
+
+    teams = top["paasUsage"]["teams"]
+    assert len(teams) == 4
+    assert add_prices([t["price"] for t in teams]) == top["paasUsage"]["price"]
+    for team in teams:
+        assert_price_consistent(team["price"])
+        assert set(team["price"]) <= {"total", *PAAS_DIMENSIONS}
+        projects = get_invoice(client, invoice_id, teamId=team["id"])["paasUsage"]["teams"][0]
+        assert add_prices([p["price"] for p in projects["projects"]]) == team["price"]
+        for project in projects["projects"]:
+            deep = get_invoice(client, invoice_id, teamId=team["id"], projectId=project["id"])
+            (p,) = deep["paasUsage"]["teams"][0]["projects"]
+            assert p["price"] == project["price"]
+            assert add_prices([t["price"] for t in p["resourceTypes"]]) == p["price"]
+            for rtype in p["resourceTypes"]:
+                assert_price_consistent(rtype["price"])
+                assert add_prices([r["price"] for r in rtype["resources"]]) == rtype["price"]
+                for resource in rtype["resources"]:
+                    assert_price_consistent(resource["price"])
+
+
+# -- filters ----------------------------------------------------------------------------
+
+
+def test_unfiltered_lists_every_team_without_projects(client: httpx.Client, sim: Simulator) -> None:
+    data = get_invoice(client, newest(sim.org))
+    teams = data["paasUsage"]["teams"]
+    assert [t["id"] for t in teams] == ["team-1", "team-2", "team-3", "team-4"]
+    assert all(set(t) == {"id", "name", "price"} for t in teams)
+    assert teams[0]["name"] == "Platform Café"
+
+
+def test_one_team_invoice_carries_projects_in_the_unfiltered_answer() -> None:
+    org = generate_organisation(teams=1, projects_per_team=3)
+    with Simulator(org) as sim, httpx.Client(base_url=sim.url, headers=AUTH) as client:
+        data = get_invoice(client, newest(org))
+    (team,) = data["paasUsage"]["teams"]
+    assert [p["id"] for p in team["projects"]] == ["web", "api", "workers"]
+    assert all("resourceTypes" not in p for p in team["projects"])
+    assert add_prices([p["price"] for p in team["projects"]]) == team["price"]
+
+
+def test_team_filter(client: httpx.Client, sim: Simulator) -> None:
+    invoice_id = newest(sim.org)
+    top = get_invoice(client, invoice_id)
+    data = get_invoice(client, invoice_id, teamId="team-3")
+    (team,) = data["paasUsage"]["teams"]
+    full_team3 = next(t for t in top["paasUsage"]["teams"] if t["id"] == "team-3")
+    assert team["price"] == full_team3["price"]
+    assert [p["id"] for p in team["projects"]] == ["web", "api", "workers"]
+    assert all(set(p) == {"id", "name", "price"} for p in team["projects"])
+    assert data["paasUsage"]["price"] == team["price"] != top["paasUsage"]["price"]
+    assert data["byocUsage"] == top["byocUsage"]
+    for key in ("total", "subTotal", "lineItems", "tax", "discounts", "paid", "period"):
+        assert data[key] == top[key]
+
+
+def test_project_filter_gives_only_the_projects_slice(client: httpx.Client, sim: Simulator) -> None:
+    invoice_id = newest(sim.org)
+    top = get_invoice(client, invoice_id)
+    full_team = get_invoice(client, invoice_id, teamId="team-2")["paasUsage"]["teams"][0]
+    data = get_invoice(client, invoice_id, teamId="team-2", projectId="api")
+    (team,) = data["paasUsage"]["teams"]
+    (project,) = team["projects"]
+    full_api = next(p for p in full_team["projects"] if p["id"] == "api")
+    assert project["price"] == full_api["price"]
+    assert team["price"] == project["price"] != full_team["price"]
+    assert data["paasUsage"]["price"] == project["price"]
+    assert data["byocUsage"] == top["byocUsage"]
+    assert data["total"] == top["total"]
+    assert [t["resourceType"] for t in project["resourceTypes"]] == list(RESOURCE_TYPES)
+    assert all(t["resources"] for t in project["resourceTypes"])
+
+
+def test_project_filter_without_team_matches_in_every_team(
+    client: httpx.Client, sim: Simulator
+) -> None:
+    invoice_id = newest(sim.org)
+    data = get_invoice(client, invoice_id, projectId="web")
+    teams = data["paasUsage"]["teams"]
+    assert [t["id"] for t in teams] == ["team-1", "team-2", "team-3", "team-4"]
+    for team in teams:
+        (project,) = team["projects"]
+        assert project["id"] == "web"
+        assert team["price"] == project["price"]
+    prices = {json.dumps(t["price"], sort_keys=True) for t in teams}
+    assert len(prices) == 4  # same project ID, different projects
+    assert data["paasUsage"]["price"] == add_prices([t["price"] for t in teams])
+
+
+def test_resource_type_filter(client: httpx.Client, sim: Simulator) -> None:
+    invoice_id = newest(sim.org)
+    top = get_invoice(client, invoice_id)
+    data = get_invoice(client, invoice_id, resourceType="volume")
+    teams = data["paasUsage"]["teams"]
+    assert len(teams) == 4
+    for team in teams:
+        assert set(team["price"]) == {"total", "storage"}  # volumes cost storage only
+        assert add_prices([p["price"] for p in team["projects"]]) == team["price"]
+        for project in team["projects"]:
+            (rtype,) = project["resourceTypes"]
+            assert rtype["resourceType"] == "volume"
+            assert rtype["price"] == project["price"]
+            assert all(r["id"].startswith("volume-") for r in rtype["resources"])
+    assert data["paasUsage"]["price"]["total"] < top["paasUsage"]["price"]["total"]
+    assert data["byocUsage"] == top["byocUsage"]
+    assert data["subTotal"] == top["subTotal"]
+
+    combined = get_invoice(client, invoice_id, teamId="team-1", projectId="web", resourceType="job")
+    (project,) = combined["paasUsage"]["teams"][0]["projects"]
+    (rtype,) = project["resourceTypes"]
+    assert combined["paasUsage"]["teams"][0]["price"] == project["price"] == rtype["price"]
+    assert set(rtype["price"]) == {"total", "cpu", "memory"}
+
+
+def test_bad_resource_type_is_400(client: httpx.Client, sim: Simulator) -> None:
+    response = client.get(f"/v1/billing/invoices/{newest(sim.org)}?resourceType=database")
+    assert response.status_code == 400
+    assert "resourceType" in error_of(response)["message"]
+
+
+@pytest.mark.parametrize(
+    ("path", "query"),
+    [
+        ("/v1/billing/invoices/inv-1999-01", {}),
+        ("/v1/billing/invoices/{inv}", {"teamId": "team-99"}),
+        ("/v1/billing/invoices/{inv}", {"teamId": "team-1", "projectId": "nope"}),
+        ("/v1/billing/invoices/{inv}", {"projectId": "nope"}),
+        ("/v1/teams/team-99/billing/invoices", {}),
+        ("/v1/billing/nothing", {}),
+        ("/v2/teams", {}),
+    ],
+)
+def test_not_found(client: httpx.Client, sim: Simulator, path: str, query: dict[str, str]) -> None:
+    response = client.get(path.format(inv=newest(sim.org)), params=query)
+    assert response.status_code == 404
+    error_of(response)
+
+
+def test_team_path_variant_scopes_to_the_team(client: httpx.Client, sim: Simulator) -> None:
+    invoice_id = newest(sim.org)
+    response = client.get(f"/v1/teams/team-2/billing/invoices/{invoice_id}")
+    assert response.status_code == 200
+    assert response.json()["data"] == get_invoice(client, invoice_id, teamId="team-2")
+    listed = client.get("/v1/teams/team-2/billing/invoices").json()["data"]["invoices"]
+    assert {i["id"] for i in listed} == {i.id for i in sim.org.invoices}
+
+
+def test_non_get_is_405(client: httpx.Client) -> None:
+    response = client.post("/v1/billing/invoices", json={"x": 1})
+    assert response.status_code == 405
+    error_of(response)
+    assert client.get("/v1/billing/invoices").status_code == 200  # connection still fine
+
+
+def test_teams_list(client: httpx.Client) -> None:
+    body = client.get("/v1/teams").json()
+    teams = body["data"]["teams"]
+    assert [t["id"] for t in teams] == ["team-1", "team-2", "team-3", "team-4"]
+    assert set(teams[0]) == {"id", "name", "description", "createdAt"}
+    assert body["pagination"] == {"hasNextPage": False, "cursor": None, "count": 4}
+
+
+# -- invoice list -----------------------------------------------------------------------
+
+
+def test_invoice_list_is_shuffled_summaries(client: httpx.Client, sim: Simulator) -> None:
+    body = client.get("/v1/billing/invoices").json()
+    invoices = body["data"]["invoices"]
+    ends = [i["period"]["end"] for i in invoices]
+    assert len(ends) == 3
+    assert ends not in (sorted(ends), sorted(ends, reverse=True))
+    assert body == client.get("/v1/billing/invoices").json()  # deterministic
+    newest_summary = max(invoices, key=lambda i: i["period"]["end"])
+    full = get_invoice(client, newest_summary["id"])
+    for key in ("id", "period", "currency", "total", "subTotal", "paid", "byocUsage"):
+        assert newest_summary[key] == full[key]
+    assert newest_summary["paasUsage"] == {"price": full["paasUsage"]["price"]}
+
+
+# -- auth -------------------------------------------------------------------------------
+
+
+def test_auth() -> None:
+    with Simulator(forbidden_tokens=["read-only"]) as sim:
+        url = f"{sim.url}/v1/billing/invoices"
+        missing = httpx.get(url)
+        wrong = httpx.get(url, headers={"Authorization": "Bearer nope"})
+        basic = httpx.get(url, headers={"Authorization": "Basic sim-token"})
+        forbidden = httpx.get(url, headers={"Authorization": "Bearer read-only"})
+        good = httpx.get(url, headers=AUTH)
+    assert [r.status_code for r in (missing, wrong, basic, forbidden, good)] == [
+        401,
+        401,
+        401,
+        403,
+        200,
+    ]
+    for response in (missing, wrong, forbidden):
+        error_of(response)
+    assert error_of(missing)["id"] != error_of(wrong)["id"]
+
+
+# -- pagination -------------------------------------------------------------------------
+
+
+def fetch_all(client: httpx.Client, path: str, **query: str) -> list[dict[str, Any]]:
+    pages = []
+    params: dict[str, str] = dict(query)
+    while True:
+        response = client.get(path, params=params)
+        assert response.status_code == 200, response.text
+        body = response.json()
+        pages.append(body)
+        assert body["pagination"]["count"] <= 2
+        if not body["pagination"]["hasNextPage"]:
+            assert body["pagination"]["cursor"] is None
+            return pages
+        params = {**query, "cursor": body["pagination"]["cursor"]}
+
+
+def test_pagination_follows_cursors_to_the_whole() -> None:
+    org = generate_organisation(teams=5, projects_per_team=3, now=NOW)
+    invoice_id = newest(org)
+    with Simulator(org, page_size=2) as sim, httpx.Client(base_url=sim.url, headers=AUTH) as c:
+        listed = fetch_all(c, "/v1/billing/invoices")
+        assert len(listed) == 2
+        merged = [i for page in listed for i in page["data"]["invoices"]]
+        assert merged == org.render_invoice_summaries()
+
+        assert len(fetch_all(c, "/v1/teams")) == 3
+
+        path = f"/v1/billing/invoices/{invoice_id}"
+        cases: list[tuple[dict[str, str], Callable[[dict[str, Any]], list[Any]]]] = [
+            ({}, lambda d: d["paasUsage"]["teams"]),
+            ({"teamId": "team-2"}, lambda d: d["paasUsage"]["teams"][0]["projects"]),
+            (
+                {"teamId": "team-2", "projectId": "api"},
+                lambda d: d["paasUsage"]["teams"][0]["projects"][0]["resourceTypes"],
+            ),
+        ]
+        for query, dig in cases:
+            pages = fetch_all(c, path, **query)
+            assert len(pages) > 1
+            whole = org.render_invoice(
+                invoice_id, team_id=query.get("teamId"), project_id=query.get("projectId")
+            )
+            assert [x for p in pages for x in dig(p["data"])] == dig(whole)
+            for page in pages:  # every page repeats the invoice's own fields
+                assert page["data"]["total"] == whole["total"]
+                assert page["data"]["paasUsage"]["price"] == whole["paasUsage"]["price"]
+
+        small = c.get("/v1/teams", params={"per_page": "1"}).json()
+        assert small["pagination"]["count"] == 1
+
+
+def test_bad_cursor_and_page_size_are_400(client: httpx.Client, sim: Simulator) -> None:
+    for params in ({"cursor": "garbage!"}, {"per_page": "zero"}, {"per_page": "0"}):
+        response = client.get("/v1/billing/invoices", params=params)
+        assert response.status_code == 400, params
+        error_of(response)
+    with Simulator(page_size=1) as small, httpx.Client(base_url=small.url, headers=AUTH) as c:
+        cursor = c.get("/v1/teams").json()["pagination"]["cursor"]
+        assert c.get("/v1/teams", params={"cursor": cursor}).status_code == 200
+        # a cursor belongs to the list it came from
+        other = c.get("/v1/billing/invoices", params={"cursor": cursor})
+        assert other.status_code == 400
+
+
+# -- rate limit -------------------------------------------------------------------------
+
+
+def test_rate_limit_headers_and_429() -> None:
+    sim = Simulator(rate_limit=3, rate_window_seconds=120)
+    with sim, httpx.Client(base_url=sim.url, headers=AUTH) as c:
+        responses = [c.get(p) for p in ("/v1/teams", "/nowhere", "/v1/billing/invoices")]
+        limited = c.get("/v1/teams")
+    for response in (*responses, limited):
+        assert response.headers["x-ratelimit-limit"] == "3"
+        assert 0 < int(response.headers["x-ratelimit-reset"]) <= 120
+    assert [r.headers["x-ratelimit-remaining"] for r in responses] == ["2", "1", "0"]
+    assert [r.status_code for r in responses] == [200, 404, 200]
+    assert limited.status_code == 429
+    error_of(limited)
+    assert limited.headers["x-ratelimit-remaining"] == "0"
+    assert 0 < int(limited.headers["Retry-After"]) <= 120
+
+
+def test_rate_limit_window_resets_and_retry_after_is_optional() -> None:
+    sim = Simulator(rate_limit=1, rate_window_seconds=0.3, retry_after_on_429=False)
+    with sim, httpx.Client(base_url=sim.url, headers=AUTH) as c:
+        assert c.get("/v1/teams").status_code == 200
+        limited = c.get("/v1/teams")
+        time.sleep(0.35)
+        again = c.get("/v1/teams")
+    assert limited.status_code == 429
+    assert "Retry-After" not in limited.headers
+    assert again.status_code == 200
+
+
+# -- faults -----------------------------------------------------------------------------
+
+
+def test_fail_then_recover(client: httpx.Client, sim: Simulator) -> None:
+    sim.faults.fail(503, count=2, retry_after=1.5)
+    first, second, third = (client.get("/v1/teams") for _ in range(3))
+    assert [first.status_code, second.status_code, third.status_code] == [503, 503, 200]
+    assert first.headers["Retry-After"] == "1.5"
+    error_of(first)
+    assert "x-ratelimit-remaining" in first.headers
+    assert sim.faults.pending == 0
+
+
+def test_fail_429_with_reset_and_custom_body(client: httpx.Client, sim: Simulator) -> None:
+    sim.faults.fail(429, ratelimit_reset=7)
+    limited = client.get("/v1/teams")
+    assert limited.status_code == 429
+    assert limited.headers["x-ratelimit-reset"] == "7"
+    assert "Retry-After" not in limited.headers
+
+    sim.faults.fail(200, body="<html>login</html>", content_type="text/html")
+    page = client.get("/v1/teams")
+    assert page.status_code == 200
+    assert page.text == "<html>login</html>"
+    assert page.headers["content-type"].startswith("text/html")
+
+
+def test_fault_match_selects_requests(client: httpx.Client, sim: Simulator) -> None:
+    sim.faults.fail(500, count=5, match=lambda path, query: "projectId" in query)
+    invoice_id = newest(sim.org)
+    assert client.get(f"/v1/billing/invoices/{invoice_id}").status_code == 200
+    assert client.get(f"/v1/billing/invoices/{invoice_id}?teamId=team-1").status_code == 200
+    hit = client.get(f"/v1/billing/invoices/{invoice_id}?teamId=team-1&projectId=web")
+    assert hit.status_code == 500
+    assert sim.faults.pending == 4
+    sim.faults.reset()
+    assert sim.faults.pending == 0
+    assert client.get(f"/v1/billing/invoices/{invoice_id}?projectId=web").status_code == 200
+
+
+@pytest.mark.parametrize("kind", ["json", "truncated", "html", "schema"])
+def test_malformed(client: httpx.Client, sim: Simulator, kind: str) -> None:
+    invoice_id = newest(sim.org)
+    proper = client.get(f"/v1/billing/invoices/{invoice_id}").content
+    sim.faults.malformed(kind=kind)
+    response = client.get(f"/v1/billing/invoices/{invoice_id}")
+    assert response.status_code == 200
+    if kind == "schema":
+        assert response.json() == {"data": {"id": 5}}
+        return
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(response.content)
+    if kind == "truncated":
+        assert proper.startswith(response.content)
+        assert 0 < len(response.content) < len(proper)
+    if kind == "html":
+        assert response.headers["content-type"].startswith("text/html")
+    assert client.get(f"/v1/billing/invoices/{invoice_id}").content == proper
+
+
+def test_hang_gives_no_answer(client: httpx.Client, sim: Simulator) -> None:
+    sim.faults.hang(seconds=0.3)
+    started = time.monotonic()
+    with pytest.raises(httpx.RemoteProtocolError):
+        client.get("/v1/teams")
+    assert time.monotonic() - started >= 0.25
+    sim.faults.hang(seconds=5)
+    with pytest.raises(httpx.ReadTimeout):
+        client.get("/v1/teams", timeout=0.2)
+    assert client.get("/v1/teams").status_code == 200
+    assert [r.status for r in sim.requests] == [None, None, 200]
+
+
+def test_stop_returns_promptly_while_a_request_hangs() -> None:
+    sim = Simulator().start()
+    sim.faults.hang(seconds=30)
+    errors: list[BaseException] = []
+
+    def call() -> None:
+        try:
+            httpx.get(f"{sim.url}/v1/teams", headers=AUTH, timeout=10)
+        except httpx.HTTPError as error:
+            errors.append(error)
+
+    caller = threading.Thread(target=call)
+    caller.start()
+    deadline = time.monotonic() + 2
+    while sim.count() == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert sim.count() == 1
+    started = time.monotonic()
+    sim.stop()
+    assert time.monotonic() - started < 2
+    caller.join(timeout=3)
+    assert not caller.is_alive()
+    assert len(errors) == 1
+
+
+def test_latency_is_added_and_requests_overlap(sim: Simulator) -> None:
+    sim.faults.latency = 0.2
+
+    with httpx.Client(base_url=sim.url, headers=AUTH, timeout=5) as shared:
+
+        def call(_: int) -> int:
+            return shared.get("/v1/teams").status_code
+
+        started = time.monotonic()
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            codes = list(pool.map(call, range(8)))
+        elapsed = time.monotonic() - started
+    assert codes == [200] * 8
+    assert 0.2 <= elapsed < 8 * 0.2 * 0.75  # serial would take 1.6 s
+
+    sim.faults.latency = 0.05
+    with httpx.Client(base_url=sim.url, headers=AUTH) as c:
+        c.get("/v1/teams")  # connect first
+        started = time.monotonic()
+        c.get("/v1/teams")
+        assert 0.05 <= time.monotonic() - started < 0.5
+
+
+# -- changing figures, records ----------------------------------------------------------
+
+
+def test_a_changed_price_shows_in_the_next_response(client: httpx.Client, sim: Simulator) -> None:
+    invoice_id = newest(sim.org)
+    before = get_invoice(client, invoice_id, teamId="team-1", projectId="web")
+    before_top = get_invoice(client, invoice_id)
+    resource = sim.org.invoice(invoice_id).team("team-1").project("web").resource("service-1")
+    old_cpu = resource.price["cpu"]
+    sim.org.set_resource_price(invoice_id, "team-1", "web", "service-1", cpu=old_cpu + 1000)
+    after = get_invoice(client, invoice_id, teamId="team-1", projectId="web")
+    after_top = get_invoice(client, invoice_id)
+
+    def service(data: dict[str, Any]) -> dict[str, Any]:
+        project = data["paasUsage"]["teams"][0]["projects"][0]
+        rtype = next(t for t in project["resourceTypes"] if t["resourceType"] == "service")
+        resource: dict[str, Any] = rtype["resources"][0]
+        return resource
+
+    assert service(after)["price"]["cpu"] == old_cpu + 1000
+    assert service(after)["price"]["total"] == service(before)["price"]["total"] + 1000
+    for level in ("paasUsage", "subTotal"):
+        b, a = before_top[level], after_top[level]
+        if level == "paasUsage":
+            b, a = b["price"]["total"], a["price"]["total"]
+        assert a == b + 1000
+    assert after_top["total"] == after_top["subTotal"] - 1500 + after_top["tax"]["amount"]
+    assert after_top["paasUsage"]["teams"][0]["price"]["cpu"] == (
+        before_top["paasUsage"]["teams"][0]["price"]["cpu"] + 1000
+    )
+
+    sim.org.set_resource_price(invoice_id, "team-1", "web", "volume-1", storage=0)
+    volume = get_invoice(
+        client, invoice_id, teamId="team-1", projectId="web", resourceType="volume"
+    )
+    assert volume["paasUsage"]["price"] == {"total": 0}
+
+    with sim.org.mutate():
+        sim.org.invoice(invoice_id).discount = 0
+    assert get_invoice(client, invoice_id)["discounts"] == {"total": 0}
+
+
+def test_requests_are_recorded(client: httpx.Client, sim: Simulator) -> None:
+    invoice_id = newest(sim.org)
+    client.get("/v1/billing/invoices")
+    client.get(f"/v1/billing/invoices/{invoice_id}", params={"teamId": "team-1"})
+    client.get(
+        f"/v1/billing/invoices/{invoice_id}", params={"teamId": "team-1", "projectId": "web"}
+    )
+    assert sim.count() == 3
+    assert sim.count(path_prefix="/v1/billing/invoices/") == 2
+    assert sim.count(query_has="projectId") == 1
+    assert sim.count(query_has={"teamId": "team-1"}) == 2
+    record = sim.requests[-1]
+    assert (record.method, record.status) == ("GET", 200)
+    assert record.query == {"teamId": "team-1", "projectId": "web"}
+    assert sim.requests[0].time <= record.time
+    sim.clear_requests()
+    assert sim.count() == 0
+
+
+def test_a_large_organisation_is_served_quickly() -> None:
+    org = generate_organisation(teams=10, projects_per_team=50, resources_per_type=3)
+    invoice_id = newest(org)
+    with Simulator(org) as sim, httpx.Client(base_url=sim.url, headers=AUTH) as c:
+        started = time.monotonic()
+        top = c.get(f"/v1/billing/invoices/{invoice_id}").json()
+        team = c.get(f"/v1/billing/invoices/{invoice_id}", params={"teamId": "team-7"}).json()
+        for _ in range(50):
+            c.get(
+                f"/v1/billing/invoices/{invoice_id}",
+                params={"teamId": "team-7", "projectId": "api-3"},
+            ).raise_for_status()
+        elapsed = time.monotonic() - started
+    assert len(top["data"]["paasUsage"]["teams"]) == 10
+    assert team["pagination"]["count"] == 50
+    assert elapsed < 3
+
+
+def test_standalone_main_prints_url_and_stops_on_sigterm() -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "exporter.simulator", "--port", "0", "--teams", "2"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        url, token = process.stdout.readline().split()
+        assert url.startswith("http://127.0.0.1:")
+        response = httpx.get(f"{url}/v1/teams", headers={"Authorization": f"Bearer {token}"})
+        assert len(response.json()["data"]["teams"]) == 2
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=5) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
