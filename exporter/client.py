@@ -96,8 +96,10 @@ class ApiStats:
     """What the client has seen, for the exporter's own metrics."""
 
     requests: Counter[tuple[str, str]] = field(default_factory=Counter)  # (endpoint, code)
-    ratelimit_remaining: float | None = None
-    ratelimit_reset_at: float | None = None  # monotonic time the API's window resets
+    ratelimit_remaining: float | None = None  # the last x-ratelimit-remaining of any answer
+    # The window as the last successful answer described it (a 429's own wait is the hold):
+    window_remaining: float | None = None
+    window_reset_at: float | None = None  # monotonic time the API's window resets
 
     @property
     def total(self) -> int:
@@ -323,8 +325,9 @@ class Client:
         reset = _float_header(response, "x-ratelimit-reset")
         if remaining is not None:
             self.stats.ratelimit_remaining = remaining
-        if reset is not None:
-            self.stats.ratelimit_reset_at = now + reset
+        if response.is_success:
+            self.stats.window_remaining = remaining
+            self.stats.window_reset_at = None if reset is None else now + reset
         hold = parse_retry_after(response.headers.get("retry-after"))
         if hold is None and response.status_code == 429:
             hold = reset

@@ -249,11 +249,11 @@ class Poller:
     def _rate_limit_wait(self) -> float:
         """Seconds to wait for the API's window when it has too few requests left."""
         stats = self._client.stats
-        if stats.ratelimit_remaining is None or stats.ratelimit_reset_at is None:
+        if stats.window_remaining is None or stats.window_reset_at is None:
             return 0.0
-        if stats.ratelimit_remaining >= max(self._poll_cost, 1):
+        if stats.window_remaining >= max(self._poll_cost, 1):
             return 0.0
-        return max(0.0, stats.ratelimit_reset_at - self._clock())
+        return max(0.0, stats.window_reset_at - self._clock())
 
     async def run(self, stop: asyncio.Event) -> None:
         """Poll on schedule until ``stop`` is set."""
@@ -265,7 +265,7 @@ class Poller:
                 log.warning(
                     "waiting %.0f s for the API's rate-limit window: %s requests left",
                     wait,
-                    self._client.stats.ratelimit_remaining,
+                    self._client.stats.window_remaining,
                 )
                 if await _sleep_or_stop(wait, stop):
                     break

@@ -713,12 +713,17 @@ def _byoc_total(byoc: Mapping[str, int]) -> int:
 # --------------------------------------------------------------------------------------
 
 
-def page_window(query: Mapping[str, str], default_size: int, scope: str) -> tuple[int, int]:
-    """(offset, size) of the page a query asks for; 400 on a bad ``per_page`` or cursor."""
-    size = default_size
+def page_window(
+    query: Mapping[str, str], default_size: int, scope: str, max_size: int = MAX_PAGE_SIZE
+) -> tuple[int, int]:
+    """(offset, size) of the page a query asks for; 400 on a bad ``per_page`` or cursor.
+
+    ``per_page`` is capped at ``max_size`` (100, as the API; tests lower it to force paging).
+    """
+    size = min(default_size, max_size)
     if "per_page" in query:
         size = _positive_int(query["per_page"], "per_page")
-        size = min(size, max(MAX_PAGE_SIZE, default_size))
+        size = min(size, max(max_size, min(default_size, max_size)))
     offset = 0
     if query.get("cursor"):
         offset = _decode_cursor(query["cursor"], scope)
@@ -789,16 +794,17 @@ Handler = Callable[["_Api", dict[str, str], dict[str, str], str], tuple[Json, Js
 class _Api:
     """The endpoints, as functions of (path parameters, query, path) -> (data, pagination)."""
 
-    def __init__(self, org: Organisation, page_size: int) -> None:
+    def __init__(self, org: Organisation, page_size: int, max_page_size: int) -> None:
         self.org = org
         self.page_size = page_size
+        self.max_page_size = max_page_size
 
     def list_invoices(
         self, params: dict[str, str], query: dict[str, str], path: str
     ) -> tuple[Json, Json | None]:
         if "team" in params:
             self._team(params["team"])
-        offset, size = page_window(query, self.page_size, _scope(path, query))
+        offset, size = page_window(query, self.page_size, _scope(path, query), self.max_page_size)
         invoices = self.org.render_invoice_summaries()
         pagination = paginate(invoices, offset, size, _scope(path, query))
         return {"invoices": invoices}, pagination
@@ -816,7 +822,7 @@ class _Api:
             team_id, query.get("projectId") or None, query.get("resourceType") or None
         )
         scope = _scope(path, query)
-        offset, size = page_window(query, self.page_size, scope)
+        offset, size = page_window(query, self.page_size, scope, self.max_page_size)
         try:
             invoice = self.org.invoice(params["invoice"])
         except KeyError:
@@ -828,7 +834,7 @@ class _Api:
         self, params: dict[str, str], query: dict[str, str], path: str
     ) -> tuple[Json, Json | None]:
         scope = _scope(path, query)
-        offset, size = page_window(query, self.page_size, scope)
+        offset, size = page_window(query, self.page_size, scope, self.max_page_size)
         teams = [team_json(team) for team in self.org.teams]
         return {"teams": teams}, paginate(teams, offset, size, scope)
 
@@ -1111,6 +1117,7 @@ class Simulator:
         host: str = "127.0.0.1",
         port: int = 0,
         page_size: int = 50,
+        max_page_size: int = MAX_PAGE_SIZE,
         rate_limit: int = 1000,
         rate_window_seconds: float = 3600,
         retry_after_on_429: bool = True,
@@ -1124,6 +1131,7 @@ class Simulator:
         self.host = host
         self.port = port
         self.page_size = page_size
+        self.max_page_size = max_page_size
         self.rate_limit = rate_limit
         self.rate_window_seconds = rate_window_seconds
         self.retry_after_on_429 = retry_after_on_429
@@ -1282,7 +1290,9 @@ class Simulator:
             self._authorize(authorization)
             handler, params = _route(path)
             with self.org.lock:
-                data, pagination = handler(_Api(self.org, self.page_size), params, query, path)
+                data, pagination = handler(
+                    _Api(self.org, self.page_size, self.max_page_size), params, query, path
+                )
         except ApiError as error:
             return _error_response(error.status, error.message)
         document: Json = {"data": data}

@@ -116,7 +116,11 @@ class Exporter:
         return self.scrape()
 
     def wait_metric(
-        self, name: str, predicate: Callable[[float | None], bool], timeout: float = 20, **labels: str
+        self,
+        name: str,
+        predicate: Callable[[float | None], bool],
+        timeout: float = 20,
+        **labels: str,
     ) -> Scrape:
         def check() -> Scrape | None:
             scrape = self.scrape()

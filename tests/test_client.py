@@ -324,7 +324,25 @@ def test_ratelimit_headers_are_recorded() -> None:
     handler, _ = sequence(response)
     _, client = run_client(handler, get_invoice)
     assert client.stats.ratelimit_remaining == 41
-    assert client.stats.ratelimit_reset_at == pytest.approx(1100)
+    assert client.stats.window_remaining == 41
+    assert client.stats.window_reset_at == pytest.approx(1100)
+
+
+def test_a_429_does_not_describe_the_window() -> None:
+    """On a 429, Retry-After rules; its x-ratelimit-reset must not stall later polls."""
+    limited = error(
+        429, {"Retry-After": "1", "x-ratelimit-remaining": "0", "x-ratelimit-reset": "3600"}
+    )
+    handler, _ = sequence(limited)
+
+    async def call(client: Client) -> Client:
+        with pytest.raises(RateLimitedError):
+            await client.get_invoice("inv-1")
+        return client
+
+    client, _ = run_client(handler, call)
+    assert client.stats.ratelimit_remaining == 0  # exported as it was seen
+    assert client.stats.window_remaining is None  # but it does not hold back the next poll
 
 
 def test_retry_after_http_date() -> None:
