@@ -500,3 +500,39 @@ def test_help_works_without_settings() -> None:
 def test_wait_for_helper_times_out() -> None:
     with pytest.raises(AssertionError, match="timed out"):
         wait_for(lambda: False, timeout=0.2)
+
+
+# --------------------------------------------------------------------------- budget and limits
+
+
+def test_interval_is_stretched_to_the_request_budget(sim: Simulator) -> None:
+    # 18 requests a poll within 3600 an hour: one poll every 18 s, not every second.
+    env = exporter_env(sim, request_budget_per_hour="3600")
+    with Exporter(env=env) as exporter:
+        exporter.wait_ready()
+        wait_for(lambda: "polling every 18 s instead of every 1 s" in exporter.logs(), 5)
+        time.sleep(3)
+        assert len(sim.requests) == 18
+        logs = exporter.logs()
+    assert logs.count("polling every") == 1  # said once, not at every poll
+
+
+def test_polls_wait_for_the_apis_window_when_it_is_nearly_spent() -> None:
+    sim = Simulator(generate_organisation(), token=TOKEN, rate_limit=20)
+    with sim, Exporter(env=exporter_env(sim)) as exporter:
+        scrape = exporter.wait_ready()
+        wait_for(lambda: "for the API's rate-limit window" in exporter.logs(), 5)
+        time.sleep(2)
+        assert len(sim.requests) == 18  # 2 left of 20: the next poll waits, sends nothing
+        assert scrape.get("northflank_api_ratelimit_remaining") == 2
+
+
+def test_concurrency_limit_holds(sim: Simulator) -> None:
+    sim.faults.latency = 0.3
+    result = run_once(sim, max_concurrency="2")
+    assert result.returncode == 0, result.stderr
+    scrape = parse_exposition(result.stdout)
+    # list, invoice, then 16 calls two at a time: at least 10 x 0.3 s whatever the machine
+    duration = scrape.get("northflank_poll_duration_seconds")
+    assert duration is not None
+    assert duration >= 10 * 0.3 - 0.05
