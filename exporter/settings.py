@@ -87,6 +87,15 @@ class Settings(BaseSettings):
     def _upper_level(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
 
+    @field_validator("web_config_file")
+    @classmethod
+    def _no_web_config_yet(cls, value: Path | None) -> Path | None:
+        # Refused rather than ignored: serving /metrics unprotected while the operator
+        # believes it is behind TLS and basic auth would be worse than not starting.
+        if value is not None:
+            raise ValueError("TLS and basic auth are not supported yet; unset it")
+        return value
+
     @field_validator("listen_address")
     @classmethod
     def _check_listen(cls, value: str) -> str:
@@ -223,7 +232,8 @@ def _describe(exc: ValidationError, flags: Mapping[str, str]) -> str:
     error = exc.errors()[0]
     loc = [str(part) for part in error["loc"]]
     message = str(error["msg"]).removeprefix("Value error, ")
-    message = message[:1].lower() + message[1:]
+    if message[1:2].islower():  # pydantic's "Input should ..." reads on after the name
+        message = message[:1].lower() + message[1:]
     if not loc:  # a model-level check: its message already names the variable
         return str(error["msg"]).removeprefix("Value error, ")
     field = loc[0]

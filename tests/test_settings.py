@@ -96,6 +96,12 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
             "NORTHFLANK_LOG_FORMAT: input should be 'text' or 'json' (got 'xml')",
         ),
         (["--no-such-flag"], TOKEN_ENV, "unrecognized arguments: --no-such-flag"),
+        (
+            [],
+            {**TOKEN_ENV, "NORTHFLANK_WEB_CONFIG_FILE": "/etc/web.yml"},
+            "NORTHFLANK_WEB_CONFIG_FILE: TLS and basic auth are not supported yet; unset it "
+            "(got '/etc/web.yml')",
+        ),
     ],
     ids=[
         "missing-token",
@@ -111,6 +117,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
         "amount-unit",
         "log-format",
         "unknown-flag",
+        "web-config-not-yet",
     ],
 )
 def test_bad_setting_exits_2_with_one_line(
