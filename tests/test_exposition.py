@@ -198,3 +198,32 @@ def test_sample_count(unit: str) -> None:
     exposition = render(cost_families(snapshot))
     lines = [line for line in exposition.text.plain.decode().splitlines() if line[:1] != "#"]
     assert exposition.samples == len(lines)
+
+
+def test_openmetrics_body_parses_as_openmetrics() -> None:
+    from prometheus_client.openmetrics.parser import (
+        text_string_to_metric_families as parse_openmetrics,
+    )
+    from prometheus_client.parser import text_string_to_metric_families as parse_text
+
+    invoice = models.Invoice.model_validate(UNFILTERED)
+    snapshot = build(invoice, team_answers={}, project_answers={})
+    exposition = render([*cost_families(snapshot), *own_families(HEALTH)])
+
+    def samples(families: object) -> set[tuple[str, tuple[tuple[str, str], ...], float]]:
+        return {
+            (s.name, tuple(sorted(s.labels.items())), s.value)
+            for family in families  # type: ignore[attr-defined]
+            for s in family.samples
+        }
+
+    om = samples(parse_openmetrics(exposition.openmetrics.plain.decode()))
+    text = samples(parse_text(exposition.text.plain.decode()))
+    assert om == text
+    assert len(om) == exposition.samples
+
+
+def test_label_values_are_escaped() -> None:
+    from exporter.exposition import labels
+
+    assert labels(a='q"b\\n\nx') == 'a="q\\"b\\\\n\\nx"'
