@@ -20,6 +20,7 @@ from exporter.logs import configure
 from exporter.poller import Poller, Published
 from exporter.server import MetricsServer
 from exporter.settings import Settings, SettingsError, parse
+from exporter.webconfig import WebConfig
 
 log = logging.getLogger("exporter")
 PROG = "northflank-exporter"
@@ -51,7 +52,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = settings.model_copy(update={"api_url": simulator.url})
         log.info("demo: polling the embedded simulated API at %s", simulator.url)
     try:
-        return asyncio.run(run_once(settings) if invocation.once else serve(settings))
+        return asyncio.run(
+            run_once(settings) if invocation.once else serve(settings, invocation.web)
+        )
     except KeyboardInterrupt:  # a second Ctrl-C while stopping
         return 0
     finally:
@@ -79,7 +82,7 @@ async def run_once(settings: Settings) -> int:
     return 0 if ok else 1
 
 
-async def serve(settings: Settings) -> int:
+async def serve(settings: Settings, web: WebConfig | None = None) -> int:
     """Serve /metrics and poll in the background until SIGTERM or SIGINT."""
     initial = Published(
         exposition=render(own_families(Health(version=__version__))),
@@ -88,7 +91,7 @@ async def serve(settings: Settings) -> int:
         last_poll=None,
     )
     try:
-        server = MetricsServer(settings.host, settings.port, initial)
+        server = MetricsServer(settings.host, settings.port, initial, web)
     except OSError as exc:
         print(
             f"{PROG}: NORTHFLANK_LISTEN_ADDRESS: cannot listen on "
@@ -106,6 +109,8 @@ async def serve(settings: Settings) -> int:
                 "api_url": settings.api_url,
                 "depth": settings.depth,
                 "poll_interval_seconds": settings.poll_interval_seconds,
+                "tls": bool(web and web.tls),
+                "basic_auth": bool(web and web.users),
             }
         },
     )

@@ -10,15 +10,19 @@ whole by :meth:`MetricsServer.publish`, so a scrape never sees half a poll.
 from __future__ import annotations
 
 import html
+import socket
 import threading
 import time
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from exporter import __version__
 from exporter.exposition import OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE
 from exporter.poller import Published
+from exporter.webconfig import WebConfig
+
+OPEN_PATHS = frozenset({"/-/healthy", "/-/ready"})  # probes need no credentials
 
 
 def wants_openmetrics(accept: str) -> bool:
@@ -50,7 +54,22 @@ class _Handler(BaseHTTPRequestHandler):
     }
 
     def do_GET(self) -> None:
-        name = self.routes.get(self.path.split("?", 1)[0])
+        path = self.path.split("?", 1)[0]
+        name = self.routes.get(path)
+        web = self.server.web
+        if (
+            web is not None
+            and path not in OPEN_PATHS
+            and not web.authorized(self.headers.get("Authorization"))
+        ):
+            self.send_response(HTTPStatus.UNAUTHORIZED)
+            self.send_header("WWW-Authenticate", 'Basic realm="northflank-exporter"')
+            self.send_header("Content-Type", "text/plain; charset=utf-8")
+            self.send_header("Content-Length", "13")
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(b"Unauthorized\n")
+            return
         if name is None:
             self._send(HTTPStatus.NOT_FOUND, b"not found\n", "text/plain; charset=utf-8")
             return
@@ -121,14 +140,26 @@ class MetricsServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, host: str, port: int, initial: Published) -> None:
+    def __init__(
+        self, host: str, port: int, initial: Published, web: WebConfig | None = None
+    ) -> None:
         if ":" in host:
-            import socket
-
             self.address_family = socket.AF_INET6
         super().__init__((host, port), _Handler)
         self.current = initial
+        self.web = web
         self._thread: threading.Thread | None = None
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        conn, addr = super().get_request()
+        if self.web is not None and self.web.tls is not None:
+            # The handshake happens on the first read, in the handler's own thread, so a
+            # slow or broken client cannot hold up the accept loop.
+            conn = self.web.tls.wrap_socket(conn, server_side=True, do_handshake_on_connect=False)
+        return conn, addr
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # a client that hung up or failed the TLS handshake is not the exporter's error
 
     @property
     def port(self) -> int:

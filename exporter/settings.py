@@ -20,6 +20,9 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from exporter import webconfig
+from exporter.webconfig import WebConfig
+
 ENV_PREFIX = "NORTHFLANK_"
 Depth = Literal["team", "project", "resource"]
 DEPTHS: tuple[Depth, ...] = ("team", "project", "resource")
@@ -86,15 +89,6 @@ class Settings(BaseSettings):
     @classmethod
     def _upper_level(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
-
-    @field_validator("web_config_file")
-    @classmethod
-    def _no_web_config_yet(cls, value: Path | None) -> Path | None:
-        # Refused rather than ignored: serving /metrics unprotected while the operator
-        # believes it is behind TLS and basic auth would be worse than not starting.
-        if value is not None:
-            raise ValueError("TLS and basic auth are not supported yet; unset it")
-        return value
 
     @field_validator("listen_address")
     @classmethod
@@ -172,6 +166,7 @@ class Invocation:
     settings: Settings
     once: bool
     demo: bool
+    web: WebConfig | None = None
 
 
 class _Parser(argparse.ArgumentParser):
@@ -225,7 +220,16 @@ def parse(argv: Sequence[str], *, demo_overrides: Mapping[str, str] | None = Non
         raise SettingsError(_describe(exc, flags)) from None
     if settings.api_token is None:
         settings.token()  # a missing or empty token file is a settings error, found now
-    return Invocation(settings=settings, once=once, demo=demo)
+    web = None
+    if settings.web_config_file is not None:
+        try:
+            web = webconfig.load(settings.web_config_file)
+        except webconfig.WebConfigError as exc:
+            where = (
+                "--web-config-file" if "web_config_file" in flags else "NORTHFLANK_WEB_CONFIG_FILE"
+            )
+            raise SettingsError(f"{where}: {exc}") from None
+    return Invocation(settings=settings, once=once, demo=demo, web=web)
 
 
 def _describe(exc: ValidationError, flags: Mapping[str, str]) -> str:

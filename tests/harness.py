@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -74,9 +75,16 @@ def parse_exposition(text: str) -> Scrape:
 class Exporter:
     """``python -m exporter`` as a subprocess, listening on a free loopback port."""
 
-    def __init__(self, *args: str, env: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        *args: str,
+        env: Mapping[str, str] | None = None,
+        verify: ssl.SSLContext | None = None,
+        auth: tuple[str, str] | None = None,
+    ) -> None:
+        """``verify``: the exporter serves TLS; trust this context. ``auth``: basic auth."""
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"{'https' if verify else 'http'}://127.0.0.1:{self.port}"
         self._log: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 - closed in stop()
         full_env = {
             key: value for key, value in os.environ.items() if not key.startswith("NORTHFLANK_")
@@ -89,7 +97,7 @@ class Exporter:
             stdout=subprocess.DEVNULL,
             stderr=self._log,
         )
-        self.http = httpx.Client(base_url=self.url, timeout=5)
+        self.http = httpx.Client(base_url=self.url, timeout=5, verify=verify or True, auth=auth)
 
     def __enter__(self) -> Exporter:
         wait_for(lambda: self.alive() and self.http.get("/-/healthy").status_code == 200)

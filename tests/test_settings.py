@@ -98,9 +98,9 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
         (["--no-such-flag"], TOKEN_ENV, "unrecognized arguments: --no-such-flag"),
         (
             [],
-            {**TOKEN_ENV, "NORTHFLANK_WEB_CONFIG_FILE": "/etc/web.yml"},
-            "NORTHFLANK_WEB_CONFIG_FILE: TLS and basic auth are not supported yet; unset it "
-            "(got '/etc/web.yml')",
+            {**TOKEN_ENV, "NORTHFLANK_WEB_CONFIG_FILE": "/etc/nonexistent-web.yml"},
+            "NORTHFLANK_WEB_CONFIG_FILE: cannot read /etc/nonexistent-web.yml: "
+            "No such file or directory",
         ),
     ],
     ids=[
@@ -117,7 +117,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
         "amount-unit",
         "log-format",
         "unknown-flag",
-        "web-config-not-yet",
+        "web-config-missing",
     ],
 )
 def test_bad_setting_exits_2_with_one_line(
