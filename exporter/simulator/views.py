@@ -1,0 +1,378 @@
+"""Pure view builders: from an :class:`~.org.Organisation` to the API's documents.
+
+What the answers look like (invoice headers and summaries, the filter semantics of
+"Get invoice", team entries), how they are paged (``per_page``/``page``/``cursor``),
+and the endpoints with their routing table, as functions of (path parameters, query,
+path) -> (data, pagination). Errors are raised as :class:`ApiError`; nothing here knows
+about HTTP, sockets, tokens or faults (that is :mod:`.server`).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+import zlib
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote
+
+from exporter.simulator.org import (
+    BYOC_DIMENSIONS,
+    PAAS_DIMENSIONS,
+    RESOURCE_TYPES,
+    Invoice,
+    InvoiceTeam,
+    Json,
+    LineItem,
+    Organisation,
+    Price,
+    Project,
+    Resource,
+    Team,
+    _add,
+    _Aggregates,
+    _sum,
+    _zero,
+)
+
+MAX_PAGE_SIZE = 100
+
+
+# --------------------------------------------------------------------------------------
+# Views: pure functions from the data to the API's documents
+# --------------------------------------------------------------------------------------
+
+
+class ApiError(Exception):
+    """An error answer of the API: its status and message."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass(frozen=True)
+class InvoiceFilter:
+    """The query filters of ``GET .../billing/invoices/{invoiceId}``."""
+
+    team_id: str | None = None
+    project_id: str | None = None
+    resource_type: str | None = None
+
+    @property
+    def narrows(self) -> bool:
+        """A project or resource type filter: team prices become slices."""
+        return self.project_id is not None or self.resource_type is not None
+
+    @property
+    def active(self) -> bool:
+        return self.team_id is not None or self.narrows
+
+
+def price_json(price: Mapping[str, int], dimensions: Iterable[str] = PAAS_DIMENSIONS) -> Json:
+    """A price object: ``total`` and every non-zero dimension (zero ones are left out)."""
+    doc: Json = {"total": sum(price.get(dim, 0) for dim in dimensions)}
+    doc.update({dim: price[dim] for dim in dimensions if price.get(dim, 0)})
+    return doc
+
+
+def invoice_header(invoice: Invoice, sums: _Aggregates) -> Json:
+    """The fields every invoice answer carries, whatever the filter."""
+    items = [LineItem("PaaS usage", base=price_json(sums.paas)["total"])]
+    if invoice.byoc is not None:
+        items.append(LineItem("BYOC usage", base=_byoc_total(invoice.byoc)))
+    items.extend(invoice.extra_line_items)
+    sub_total = sum(item.total for item in items)
+    taxable = sub_total - invoice.discount
+    tax = round(taxable * invoice.tax_percent / 100)
+    doc: Json = {
+        "id": invoice.id,
+        "period": {"start": invoice.period_start, "end": invoice.period_end},
+        "currency": invoice.currency,
+    }
+    if invoice.byoc is not None:
+        doc["byocUsage"] = {"price": price_json(invoice.byoc, BYOC_DIMENSIONS)}
+    doc["paasUsage"] = {"price": price_json(sums.paas)}
+    doc["lineItems"] = [
+        {"title": i.title, "total": i.total, "base": i.base, "proration": i.proration}
+        for i in items
+    ]
+    doc["subTotal"] = sub_total
+    doc["discounts"] = {"total": invoice.discount}
+    doc["tax"] = {"percent": invoice.tax_percent, "amount": tax}
+    doc["total"] = taxable + tax
+    doc["paid"] = invoice.paid
+    return doc
+
+
+def invoice_summary(invoice: Invoice, sums: _Aggregates) -> Json:
+    """One entry of ``GET /v1/billing/invoices``."""
+    header = invoice_header(invoice, sums)
+    keys = ("id", "period", "currency", "total", "subTotal", "paid", "paasUsage", "byocUsage")
+    return {key: header[key] for key in keys if key in header}
+
+
+def invoice_view(
+    invoice: Invoice, sums: _Aggregates, view: InvoiceFilter
+) -> tuple[Json, list[Any]]:
+    """The ``data`` of ``GET .../invoices/{id}`` for a filter, and the array to page.
+
+    The paged array is the first level the filter does not pin to one entity: the
+    project's ``resourceTypes`` with ``teamId`` and ``projectId``, the team's
+    ``projects`` with ``teamId`` alone, otherwise ``paasUsage.teams``.
+    """
+    if view.resource_type is not None and view.resource_type not in RESOURCE_TYPES:
+        raise ApiError(400, f"Invalid resourceType: must be one of {', '.join(RESOURCE_TYPES)}")
+    teams = invoice.teams
+    if view.team_id is not None:
+        teams = [t for t in invoice.teams if t.id == view.team_id]
+        if not teams:
+            raise ApiError(404, f"Team {view.team_id} not found on invoice {invoice.id}")
+    show_projects = view.active or len(invoice.teams) == 1
+    entries: list[Json] = []
+    paas = _zero()
+    for team in teams:
+        slice_ = _team_slice(team, sums, view)
+        if view.narrows and not slice_ and view.team_id is None:
+            continue  # nothing of this team in the slice
+        if view.project_id is not None and not slice_:
+            raise ApiError(404, f"Project {view.project_id} not found")
+        team_price = sums.by_team[team.id] if not view.narrows else _sum(p for _, p in slice_)
+        _add(paas, team_price)
+        entry: Json = {"id": team.id, "name": team.name, "price": price_json(team_price)}
+        if show_projects:
+            entry["projects"] = [
+                _project_entry(team.id, project, price, sums, view) for project, price in slice_
+            ]
+        entries.append(entry)
+    if view.project_id is not None and not entries:
+        raise ApiError(404, f"Project {view.project_id} not found")
+    doc = invoice_header(invoice, sums)
+    doc["paasUsage"] = {"price": price_json(paas if view.active else sums.paas), "teams": entries}
+    paged: list[Any] = entries
+    if view.team_id is not None:
+        projects: list[Json] = entries[0]["projects"]
+        paged = projects[0]["resourceTypes"] if view.project_id is not None else projects
+    return doc, paged
+
+
+def _team_slice(
+    team: InvoiceTeam, sums: _Aggregates, view: InvoiceFilter
+) -> list[tuple[Project, Price]]:
+    """The team's projects in the filter's slice, each with its (sliced) price."""
+    sliced = []
+    for project in team.projects:
+        if view.project_id is not None and project.id != view.project_id:
+            continue
+        if view.resource_type is None:
+            sliced.append((project, sums.by_project[(team.id, project.id)]))
+            continue
+        price = sums.by_type.get((team.id, project.id, view.resource_type))
+        if price is not None:
+            sliced.append((project, price))
+    return sliced
+
+
+def _project_entry(
+    team_id: str, project: Project, price: Price, sums: _Aggregates, view: InvoiceFilter
+) -> Json:
+    entry: Json = {"id": project.id, "name": project.name, "price": price_json(price)}
+    if view.narrows:
+        groups: dict[str, list[Resource]] = {}
+        for resource in project.resources:
+            if view.resource_type in (None, resource.resource_type):
+                groups.setdefault(resource.resource_type, []).append(resource)
+        entry["resourceTypes"] = [
+            {
+                "resourceType": rtype,
+                "price": price_json(sums.by_type[(team_id, project.id, rtype)]),
+                "resources": [
+                    {"id": r.id, "name": r.name, "price": price_json(r.price)}
+                    for r in groups[rtype]
+                ],
+            }
+            for rtype in sorted(groups, key=_type_rank)
+        ]
+    return entry
+
+
+def team_json(team: Team) -> Json:
+    return {
+        "id": team.id,
+        "name": team.name,
+        "description": team.description,
+        "createdAt": team.created_at,
+    }
+
+
+def _type_rank(resource_type: str) -> tuple[int, str]:
+    known = resource_type in RESOURCE_TYPES
+    return (RESOURCE_TYPES.index(resource_type) if known else len(RESOURCE_TYPES), resource_type)
+
+
+def _byoc_total(byoc: Mapping[str, int]) -> int:
+    return sum(byoc.get(dim, 0) for dim in BYOC_DIMENSIONS)
+
+
+# --------------------------------------------------------------------------------------
+# Pagination
+# --------------------------------------------------------------------------------------
+
+
+def page_window(
+    query: Mapping[str, str], default_size: int, scope: str, max_size: int = MAX_PAGE_SIZE
+) -> tuple[int, int]:
+    """(offset, size) of the page a query asks for; 400 on a bad ``per_page`` or cursor.
+
+    ``per_page`` is capped at ``max_size`` (100, as the API; tests lower it to force paging).
+    """
+    size = min(default_size, max_size)
+    if "per_page" in query:
+        size = _positive_int(query["per_page"], "per_page")
+        size = min(size, max(max_size, min(default_size, max_size)))
+    offset = 0
+    if query.get("cursor"):
+        offset = _decode_cursor(query["cursor"], scope)
+    elif query.get("page"):
+        offset = (_positive_int(query["page"], "page") - 1) * size
+    return offset, size
+
+
+def paginate(items: list[Any], offset: int, size: int, scope: str) -> Json:
+    """Cut ``items`` down (in place) to one page; return the ``pagination`` object."""
+    page = items[offset : offset + size]
+    has_next = offset + size < len(items)
+    items[:] = page
+    return {
+        "hasNextPage": has_next,
+        "cursor": _encode_cursor(offset + size, scope) if has_next else None,
+        "count": len(page),
+    }
+
+
+def _positive_int(text: str, name: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise ApiError(400, f"Invalid {name}: not an integer") from None
+    if value < 1:
+        raise ApiError(400, f"Invalid {name}: must be at least 1")
+    return value
+
+
+def _encode_cursor(offset: int, scope: str) -> str:
+    raw = json.dumps({"o": offset, "s": scope}, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str, scope: str) -> int:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        decoded = json.loads(raw)
+    except (binascii.Error, ValueError):
+        raise ApiError(400, "Invalid cursor") from None
+    if (
+        not isinstance(decoded, dict)
+        or decoded.get("s") != scope
+        or not isinstance(decoded.get("o"), int)
+        or decoded["o"] < 0
+    ):
+        raise ApiError(400, "Invalid cursor")
+    offset: int = decoded["o"]
+    return offset
+
+
+def _scope(path: str, query: Mapping[str, str]) -> str:
+    """What a cursor belongs to: the path and the filters (not the page size)."""
+    filters = sorted(
+        (k, v) for k, v in query.items() if k in ("teamId", "projectId", "resourceType")
+    )
+    return f"{zlib.crc32(repr((path, filters)).encode()):08x}"
+
+
+# --------------------------------------------------------------------------------------
+# The API: routes over the organisation
+# --------------------------------------------------------------------------------------
+
+Handler = Callable[["_Api", dict[str, str], dict[str, str], str], tuple[Json, Json | None]]
+
+
+class _Api:
+    """The endpoints, as functions of (path parameters, query, path) -> (data, pagination)."""
+
+    def __init__(self, org: Organisation, page_size: int, max_page_size: int) -> None:
+        self.org = org
+        self.page_size = page_size
+        self.max_page_size = max_page_size
+
+    def list_invoices(
+        self, params: dict[str, str], query: dict[str, str], path: str
+    ) -> tuple[Json, Json | None]:
+        if "team" in params:
+            self._team(params["team"])
+        offset, size = page_window(query, self.page_size, _scope(path, query), self.max_page_size)
+        invoices = self.org.render_invoice_summaries()
+        pagination = paginate(invoices, offset, size, _scope(path, query))
+        return {"invoices": invoices}, pagination
+
+    def get_invoice(
+        self, params: dict[str, str], query: dict[str, str], path: str
+    ) -> tuple[Json, Json | None]:
+        team_id = query.get("teamId") or None
+        if "team" in params:
+            self._team(params["team"])
+            if team_id not in (None, params["team"]):
+                raise ApiError(400, "teamId does not match the team in the path")
+            team_id = params["team"]
+        view = InvoiceFilter(
+            team_id, query.get("projectId") or None, query.get("resourceType") or None
+        )
+        scope = _scope(path, query)
+        offset, size = page_window(query, self.page_size, scope, self.max_page_size)
+        try:
+            invoice = self.org.invoice(params["invoice"])
+        except KeyError:
+            raise ApiError(404, f"Invoice {params['invoice']} not found") from None
+        data, paged = invoice_view(invoice, self.org.aggregates(invoice), view)
+        return data, paginate(paged, offset, size, scope)
+
+    def list_teams(
+        self, params: dict[str, str], query: dict[str, str], path: str
+    ) -> tuple[Json, Json | None]:
+        scope = _scope(path, query)
+        offset, size = page_window(query, self.page_size, scope, self.max_page_size)
+        teams = [team_json(team) for team in self.org.teams]
+        return {"teams": teams}, paginate(teams, offset, size, scope)
+
+    def _team(self, team_id: str) -> Team:
+        for team in self.org.teams:
+            if team.id == team_id:
+                return team
+        raise ApiError(404, f"Team {team_id} not found")
+
+
+_ROUTES: list[tuple[re.Pattern[str], Handler]] = [
+    (re.compile(r"/v1/billing/invoices/?"), _Api.list_invoices),
+    (re.compile(r"/v1/teams/(?P<team>[^/]+)/billing/invoices/?"), _Api.list_invoices),
+    (re.compile(r"/v1/billing/invoices/(?P<invoice>[^/]+)/?"), _Api.get_invoice),
+    (
+        re.compile(r"/v1/teams/(?P<team>[^/]+)/billing/invoices/(?P<invoice>[^/]+)/?"),
+        _Api.get_invoice,
+    ),
+    (re.compile(r"/v1/teams/?"), _Api.list_teams),
+    # Reserved: GET /v1/billing/usage and /v1/teams/{teamId}/billing/usage (hourly usage,
+    # data.usage[]{timestamp, paasUsage.price, byocUsage.price}, startTime/endTime,
+    # paginated) go here, with their view builder beside invoice_view above.
+]
+
+
+def _route(path: str) -> tuple[Handler, dict[str, str]]:
+    for pattern, handler in _ROUTES:
+        matched = pattern.fullmatch(path)
+        if matched:
+            return handler, {k: unquote(v) for k, v in matched.groupdict().items()}
+    raise ApiError(404, f"Not found: {path}")
