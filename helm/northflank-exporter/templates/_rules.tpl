@@ -1,0 +1,189 @@
+{{/* Alert rules of the PrometheusRule, by group; each renders a YAML list or nothing. */}}
+{{- define "northflank-exporter.rulesHealth" -}}
+{{- $s := include "northflank-exporter.ruleSelector" . }}
+{{- $a := .Values.prometheusRule.alerts }}
+{{- /* Failed polls are summed over max(1h, 2 x poll interval) for the reason. */}}
+{{- $errWindow := printf "%ds" (max 3600 (mul 2 (ceil .Values.config.pollIntervalSeconds | int64)) | int64) }}
+{{- with $a.NorthflankExporterDown }}{{ if .enabled }}
+- alert: NorthflankExporterDown
+  expr: up{ {{- $s -}} } == 0 or absent(up{ {{- $s -}} })
+  {{- include "northflank-exporter.alertLabels" (list $ .) | nindent 2 }}
+  annotations:
+    summary: The Northflank exporter is down or not scraped.
+    description: >-
+      {{`Prometheus has not scraped the Northflank exporter {{ $labels.namespace }}/{{ $labels.job }}{{ with $labels.instance }} ({{ . }}){{ end }}`}}
+      for {{ .for }}, or has no target for it: no cost figures are being collected.
+    {{- include "northflank-exporter.runbook" (list $ "NorthflankExporterDown") | nindent 4 }}
+{{- end }}{{ end }}
+{{- with $a.NorthflankDataStale }}{{ if .enabled }}
+{{- $maxAge := include "northflank-exporter.stalenessSeconds" $ }}
+{{- if not (kindIs "invalid" .maxAgeSeconds) }}{{ $maxAge = include "northflank-exporter.number" .maxAgeSeconds }}{{ end }}
+- alert: NorthflankDataStale
+  expr: time() - northflank_last_success_timestamp_seconds{ {{- $s -}} } > {{ $maxAge }}
+  {{- include "northflank-exporter.alertLabels" (list $ .) | nindent 2 }}
+  annotations:
+    summary: The Northflank exporter has had no successful poll for too long.
+    description: >-
+      {{`The last successful poll of the Northflank API by {{ $labels.namespace }}/{{ $labels.job }} ended {{ $value | humanizeDuration }} ago`}}
+      (threshold {{ $maxAge }}s): its cost figures are stale, and past the exporter's
+      staleness bound they are no longer served.
+    {{- include "northflank-exporter.runbook" (list $ "NorthflankDataStale") | nindent 4 }}
+{{- end }}{{ end }}
+{{- with $a.NorthflankPollsFailing }}{{ if .enabled }}
+- alert: NorthflankPollsFailing
+  expr: northflank_up{ {{- $s -}} } == 0
+  {{- include "northflank-exporter.alertLabels" (list $ .) | nindent 2 }}
+  annotations:
+    summary: Polls of the Northflank API are failing.
+    description: >-
+      {{`Polls of the Northflank API by {{ $labels.namespace }}/{{ $labels.job }} have failed`}}
+      for {{ .for }}; the figures served are those of the last good poll. Failed polls in
+      the last {{ $errWindow }} by reason:
+      {{`{{ range $i, $r := printf "sum by (reason) (increase(northflank_poll_errors_total{job=%q, instance=%q}[`}}{{ $errWindow }}{{`])) > 0" $labels.job $labels.instance | query | sortByLabel "reason" }}{{ if $i }}, {{ end }}{{ $r.Labels.reason }} ({{ printf "%.0f" $r.Value }}){{ else }}none recorded{{ end }}.`}}
+    {{- include "northflank-exporter.runbook" (list $ "NorthflankPollsFailing") | nindent 4 }}
+{{- end }}{{ end }}
+{{- end }}
+
+{{- define "northflank-exporter.rulesSpend" -}}
+{{- $s := include "northflank-exporter.ruleSelector" . }}
+{{- $a := .Values.prometheusRule.alerts }}
+{{- $total := .Values.budgets.total }}
+{{- $hasTotal := not (kindIs "invalid" $total) }}
+{{- $hasTeamBudgets := or (not (kindIs "invalid" .Values.budgets.default)) (gt (len .Values.budgets.teams) 0) }}
+{{- /* Length of the newest invoice's period, and the window of spend not yet invoiced. */}}
+{{- $periodLen := printf "(northflank_invoice_period_end_timestamp_seconds{%s} - northflank_invoice_period_start_timestamp_seconds{%s})" $s $s }}
+{{- $unbilledElapsed := printf "(northflank_unbilled_through_timestamp_seconds{%s} - northflank_unbilled_since_timestamp_seconds{%s})" $s $s }}
+{{- if $hasTotal }}
+{{- with $a.NorthflankInvoiceOverThreshold }}{{ if .enabled }}
+- alert: NorthflankInvoiceOverThreshold
+  expr: |-
+    northflank_invoice_amount{ {{- $s -}} }
+      * ignoring (invoice_id) group_left (invoice_id)
+    northflank_invoice_info{ {{- $s -}} }
+    > {{ include "northflank-exporter.number" $total }}
+  {{- include "northflank-exporter.alertLabels" (list $ .) | nindent 2 }}
+  annotations:
+    summary: The newest Northflank invoice is over the spend threshold.
+    description: >-
+      {{`Invoice {{ $labels.invoice_id }} totals {{ printf "%.2f" $value }} {{ $labels.currency | toUpper }},`}}
+      over the threshold of {{ include "northflank-exporter.number" $total }}.
+    {{- include "northflank-exporter.runbook" (list $ "NorthflankInvoiceOverThreshold") | nindent 4 }}
+{{- end }}{{ end }}
+{{- with $a.NorthflankSpendOverThreshold }}{{ if .enabled }}
+- alert: NorthflankSpendOverThreshold
+  expr: northflank_unbilled_cost{ {{- $s -}} } > {{ include "northflank-exporter.number" $total }}
+  {{- include "northflank-exporter.alertLabels" (list $ .) | nindent 2 }}
+  annotations:
+    summary: Spend in the current billing period is over the threshold.
+    description: >-
+      {{`Spend not yet invoiced, since {{ with printf "northflank_unbilled_since_timestamp_seconds{job=%q, instance=%q}" $labels.job $labels.instance | query }}{{ . | first | value | humanizeTimestamp }}{{ else }}the newest invoice{{ end }}, is {{ printf "%.2f" $value }} {{ $labels.currency | toUpper }},`}}
+      over the threshold of {{ include "northflank-exporter.number" $total }}.
+    {{- include "northflank-exporter.runbook" (list $ "NorthflankSpendOverThreshold") | nindent 4 }}
+{{- end }}{{ end }}
+{{- with $a.NorthflankSpendProjectedOverThreshold }}{{ if .enabled }}
+{{- $min := mul 3600 .minElapsedHours }}
+- alert: NorthflankSpendProjectedOverThreshold
+  expr: |-
+    (
+        northflank_invoice_amount{ {{- $s -}} }
+          * ignoring (currency) group_left ()
+        (
+            {{ $periodLen }}
+          / (time() - northflank_invoice_period_start_timestamp_seconds{ {{- $s -}} })
+          and (northflank_invoice_period_end_timestamp_seconds{ {{- $s -}} } > time())
+          and ((time() - northflank_invoice_period_start_timestamp_seconds{ {{- $s -}} }) >= {{ $min }})
+        )
+      or
+        northflank_unbilled_cost{ {{- $s -}} }
+          * ignoring (currency) group_left ()
+        (
+            {{ $periodLen }}
+          / {{ $unbilledElapsed }}
+          and ({{ $unbilledElapsed }} >= {{ $min }})
+          and ((northflank_unbilled_since_timestamp_seconds{ {{- $s -}} } + {{ $periodLen }}) > time())
+        )
+    )
+    > {{ include "northflank-exporter.number" $total }}
+  {{- include "northflank-exporter.alertLabels" (list $ .) | nindent 2 }}
+  annotations:
+    summary: Spend is on course to exceed the threshold by the end of the billing period.
+    description: >-
+      {{`At the rate of the billing period so far, spend will reach {{ printf "%.2f" $value }} {{ $labels.currency | toUpper }} by the period's end,`}}
+      over the threshold of {{ include "northflank-exporter.number" $total }} (linear
+      projection; the current period is taken to be as long as the newest invoice's).
+    {{- include "northflank-exporter.runbook" (list $ "NorthflankSpendProjectedOverThreshold") | nindent 4 }}
+{{- end }}{{ end }}
+{{- end }}
+{{- if $hasTeamBudgets }}
+{{- with $a.NorthflankTeamInvoiceOverBudget }}{{ if .enabled }}
+- alert: NorthflankTeamInvoiceOverBudget
+  expr: northflank_team_cost{ {{- $s -}} } > northflank_team_budget{ {{- $s -}} }
+  {{- include "northflank-exporter.alertLabels" (list $ .) | nindent 2 }}
+  annotations:
+    summary: A team's cost on the newest Northflank invoice is over its budget.
+    description: >-
+      {{`Team {{ $labels.team_name }} ({{ $labels.team }}) cost {{ printf "%.2f" $value }} {{ $labels.currency | toUpper }} on the newest invoice, over its budget of {{ with printf "northflank_team_budget{job=%q, instance=%q, team=%q}" $labels.job $labels.instance $labels.team | query }}{{ . | first | value | printf "%.2f" }}{{ end }}.`}}
+    {{- include "northflank-exporter.runbook" (list $ "NorthflankTeamInvoiceOverBudget") | nindent 4 }}
+{{- end }}{{ end }}
+{{- with $a.NorthflankTeamSpendOverBudget }}{{ if .enabled }}
+- alert: NorthflankTeamSpendOverBudget
+  expr: northflank_team_unbilled_cost{ {{- $s -}} } > northflank_team_budget{ {{- $s -}} }
+  {{- include "northflank-exporter.alertLabels" (list $ .) | nindent 2 }}
+  annotations:
+    summary: A team's spend in the current billing period is over its budget.
+    description: >-
+      {{`Team {{ $labels.team_name }} ({{ $labels.team }}) has spent {{ printf "%.2f" $value }} {{ $labels.currency | toUpper }} since the newest invoice (PaaS usage), over its budget of {{ with printf "northflank_team_budget{job=%q, instance=%q, team=%q}" $labels.job $labels.instance $labels.team | query }}{{ . | first | value | printf "%.2f" }}{{ end }}.`}}
+    {{- include "northflank-exporter.runbook" (list $ "NorthflankTeamSpendOverBudget") | nindent 4 }}
+{{- end }}{{ end }}
+{{- with $a.NorthflankTeamSpendProjectedOverBudget }}{{ if .enabled }}
+{{- $min := mul 3600 .minElapsedHours }}
+- alert: NorthflankTeamSpendProjectedOverBudget
+  expr: |-
+    (
+        northflank_team_cost{ {{- $s -}} }
+          * ignoring (team, team_name, currency) group_left ()
+        (
+            {{ $periodLen }}
+          / (time() - northflank_invoice_period_start_timestamp_seconds{ {{- $s -}} })
+          and (northflank_invoice_period_end_timestamp_seconds{ {{- $s -}} } > time())
+          and ((time() - northflank_invoice_period_start_timestamp_seconds{ {{- $s -}} }) >= {{ $min }})
+        )
+      or
+        northflank_team_unbilled_cost{ {{- $s -}} }
+          * ignoring (team, team_name, currency) group_left ()
+        (
+            {{ $periodLen }}
+          / {{ $unbilledElapsed }}
+          and ({{ $unbilledElapsed }} >= {{ $min }})
+          and ((northflank_unbilled_since_timestamp_seconds{ {{- $s -}} } + {{ $periodLen }}) > time())
+        )
+    )
+    > northflank_team_budget{ {{- $s -}} }
+  {{- include "northflank-exporter.alertLabels" (list $ .) | nindent 2 }}
+  annotations:
+    summary: A team's spend is on course to exceed its budget by the end of the billing period.
+    description: >-
+      {{`At the rate of the billing period so far, team {{ $labels.team_name }} ({{ $labels.team }}) will have spent {{ printf "%.2f" $value }} {{ $labels.currency | toUpper }} by the period's end, over its budget of {{ with printf "northflank_team_budget{job=%q, instance=%q, team=%q}" $labels.job $labels.instance $labels.team | query }}{{ . | first | value | printf "%.2f" }}{{ end }}`}}
+      (linear projection; the current period is taken to be as long as the newest invoice's).
+    {{- include "northflank-exporter.runbook" (list $ "NorthflankTeamSpendProjectedOverBudget") | nindent 4 }}
+{{- end }}{{ end }}
+{{- end }}
+{{- with $a.NorthflankInvoiceUnpaid }}{{ if .enabled }}
+- alert: NorthflankInvoiceUnpaid
+  expr: |-
+    (
+        (time() - northflank_invoice_period_end_timestamp_seconds{ {{- $s -}} }) / 86400 > {{ include "northflank-exporter.number" .days }}
+      and
+        northflank_invoice_paid{ {{- $s -}} } == 0
+    )
+      * ignoring (invoice_id, currency) group_left (invoice_id, currency)
+    northflank_invoice_info{ {{- $s -}} }
+  {{- include "northflank-exporter.alertLabels" (list $ .) | nindent 2 }}
+  annotations:
+    summary: The newest Northflank invoice is still unpaid.
+    description: >-
+      {{`Invoice {{ $labels.invoice_id }} is unpaid {{ printf "%.0f" $value }} days after its billing period ended`}}
+      (threshold {{ include "northflank-exporter.number" .days }} days).
+    {{- include "northflank-exporter.runbook" (list $ "NorthflankInvoiceUnpaid") | nindent 4 }}
+{{- end }}{{ end }}
+{{- end }}

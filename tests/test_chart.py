@@ -1,0 +1,447 @@
+"""The Helm chart helm/northflank-exporter: lint, render (defaults and every option on),
+validate the manifests offline, and show that the values schema rejects bad values.
+
+Needs helm and kubernetes-validate from scripts/install-tools.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from exporter.settings import Settings, env_name
+from tests.helmchart import (
+    CHART,
+    FULL_VALUES,
+    NAMESPACE,
+    RELEASE,
+    helm,
+    kinds,
+    one,
+    render,
+    run,
+    template,
+    tool,
+)
+
+# Every setting of the contract. NORTHFLANK_API_TOKEN is the one the chart never sets:
+# the token is mounted from a Secret and given as NORTHFLANK_API_TOKEN_FILE.
+CONTRACT_SETTINGS = {
+    "NORTHFLANK_API_TOKEN",
+    "NORTHFLANK_API_TOKEN_FILE",
+    "NORTHFLANK_API_URL",
+    "NORTHFLANK_INVOICE_ID",
+    "NORTHFLANK_TEAMS",
+    "NORTHFLANK_DEPTH",
+    "NORTHFLANK_POLL_INTERVAL_SECONDS",
+    "NORTHFLANK_REQUEST_BUDGET_PER_HOUR",
+    "NORTHFLANK_MAX_CONCURRENCY",
+    "NORTHFLANK_REQUEST_TIMEOUT_SECONDS",
+    "NORTHFLANK_MAX_STALENESS_SECONDS",
+    "NORTHFLANK_AMOUNT_UNIT",
+    "NORTHFLANK_LISTEN_ADDRESS",
+    "NORTHFLANK_WEB_CONFIG_FILE",
+    "NORTHFLANK_LOG_LEVEL",
+    "NORTHFLANK_LOG_FORMAT",
+    "NORTHFLANK_UNBILLED",
+    "NORTHFLANK_BUDGETS",
+}
+CRD_KINDS = {"ServiceMonitor", "PrometheusRule"}
+# The chart's kubeVersion floor and the newest schema kubernetes-validate carries.
+KUBERNETES_VERSIONS = ["1.25.0", "1.37.0"]
+
+
+def container(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    (only,) = one(docs, "Deployment")["spec"]["template"]["spec"]["containers"]
+    return dict(only)
+
+
+def env_of(docs: list[dict[str, Any]]) -> dict[str, str]:
+    return {item["name"]: item.get("value") for item in container(docs)["env"]}
+
+
+@pytest.fixture(scope="module")
+def default_docs() -> list[dict[str, Any]]:
+    return render()
+
+
+@pytest.fixture(scope="module")
+def full_docs() -> list[dict[str, Any]]:
+    return render(values_files=[FULL_VALUES])
+
+
+# --------------------------------------------------------------------------- lint
+
+
+@pytest.mark.parametrize("values", [None, FULL_VALUES], ids=["defaults", "every-option-on"])
+def test_helm_lint(values: Path | None) -> None:
+    args = ["lint", "--strict", str(CHART)]
+    if values is not None:
+        args += ["--values", str(values)]
+    result = helm(*args)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "0 chart(s) failed" in result.stdout
+
+
+def test_every_option_of_the_full_values_is_on(full_docs: list[dict[str, Any]]) -> None:
+    """ci/full-values.yaml really switches everything on."""
+    assert kinds(full_docs) == [
+        "ConfigMap",
+        "Deployment",
+        "NetworkPolicy",
+        "PrometheusRule",
+        "Secret",
+        "Secret",
+        "Service",
+        "ServiceAccount",
+        "ServiceMonitor",
+    ]
+    alerts = [
+        rule["alert"]
+        for g in one(full_docs, "PrometheusRule")["spec"]["groups"]
+        for rule in g["rules"]
+    ]
+    assert len(alerts) == 10
+
+
+def test_defaults_render_only_the_basics(default_docs: list[dict[str, Any]]) -> None:
+    # no token given: no Secret (the pod waits for one named like the release)
+    assert kinds(default_docs) == ["Deployment", "Service", "ServiceAccount"]
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def write_manifests(docs: list[dict[str, Any]], path: Path) -> Path:
+    path.write_text(yaml.safe_dump_all([d for d in docs if d["kind"] not in CRD_KINDS]))
+    return path
+
+
+@pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
+@pytest.mark.parametrize("which", ["defaults", "every-option-on"])
+def test_manifests_validate_against_kubernetes_schemas(
+    which: str, version: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    docs = request.getfixturevalue("default_docs" if which == "defaults" else "full_docs")
+    path = write_manifests(docs, tmp_path / "manifests.yaml")
+    result = run([tool("kubernetes-validate"), "--strict", "-k", version, str(path)])
+    assert result.returncode == 0, result.stdout + result.stderr
+    validated = len(re.findall(r"\bINFO\b.*\bpassed\b", result.stdout, flags=re.I))
+    expected = sum(1 for d in docs if d["kind"] not in CRD_KINDS)
+    assert validated == expected, result.stdout
+
+
+def test_kubernetes_validate_catches_a_broken_manifest(tmp_path: Path) -> None:
+    """The validation above is not a formality: a wrong field fails it."""
+    docs = render()
+    deployment = one(docs, "Deployment")
+    deployment["spec"]["template"]["spec"]["containers"][0]["livenessProbe"]["httpGet"]["port"] = {
+        "name": "http"
+    }
+    deployment["spec"]["replicas"] = "one"
+    path = write_manifests([deployment], tmp_path / "broken.yaml")
+    result = run([tool("kubernetes-validate"), "--strict", "-k", "1.37.0", str(path)])
+    assert result.returncode != 0, result.stdout
+
+
+def test_monitoring_resources(full_docs: list[dict[str, Any]]) -> None:
+    """ServiceMonitor and PrometheusRule (CRDs, not in kubernetes-validate's schemas)."""
+    service = one(full_docs, "Service")
+    monitor = one(full_docs, "ServiceMonitor")
+    assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
+    assert monitor["metadata"]["namespace"] == "monitoring"
+    assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    assert monitor["spec"]["selector"]["matchLabels"] == service["spec"]["selector"]
+    assert monitor["spec"]["namespaceSelector"] == {"matchNames": [NAMESPACE]}
+    (endpoint,) = monitor["spec"]["endpoints"]
+    assert endpoint["port"] == service["spec"]["ports"][0]["name"] == "http"
+    assert endpoint["path"] == "/metrics"
+    assert endpoint["interval"] == "2m"
+    assert endpoint["scrapeTimeout"] == "20s"
+    assert endpoint["scheme"] == "https"  # webConfig.tls
+    assert endpoint["basicAuth"]["password"] == {"name": "nf-exporter-scrape", "key": "password"}
+    assert endpoint["metricRelabelings"][0]["action"] == "drop"
+
+    rule = one(full_docs, "PrometheusRule")
+    assert rule["apiVersion"] == "monitoring.coreos.com/v1"
+    assert rule["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    for group in rule["spec"]["groups"]:
+        assert group["name"]
+        assert group["rules"]
+        for r in group["rules"]:
+            assert set(r) == {"alert", "expr", "for", "labels", "annotations"}
+            assert r["labels"]["team"] == "platform"  # alertLabels
+            assert r["annotations"]["runbook_url"].endswith("#" + r["alert"].lower())
+
+
+# --------------------------------------------------------------------------- deployment
+
+
+def test_deployment_is_hardened(default_docs: list[dict[str, Any]]) -> None:
+    deployment = one(default_docs, "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    assert deployment["spec"]["replicas"] == 1
+    assert pod["automountServiceAccountToken"] is False
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] == 65532
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    sc = container(default_docs)["securityContext"]
+    assert sc["runAsNonRoot"] is True
+    assert sc["readOnlyRootFilesystem"] is True
+    assert sc["allowPrivilegeEscalation"] is False
+    assert sc["capabilities"] == {"drop": ["ALL"]}
+    assert sc["seccompProfile"] == {"type": "RuntimeDefault"}
+
+    account = one(default_docs, "ServiceAccount")
+    assert account["automountServiceAccountToken"] is False
+    assert pod["serviceAccountName"] == account["metadata"]["name"]
+
+
+def test_probes_resources_and_port(default_docs: list[dict[str, Any]]) -> None:
+    c = container(default_docs)
+    assert c["image"] == "northflank-exporter:0.1.0"  # appVersion
+    assert c["ports"] == [{"name": "http", "containerPort": 9721, "protocol": "TCP"}]
+    assert c["livenessProbe"]["httpGet"] == {"path": "/-/healthy", "port": "http", "scheme": "HTTP"}
+    assert c["readinessProbe"]["httpGet"] == {"path": "/-/ready", "port": "http", "scheme": "HTTP"}
+    assert c["resources"]["requests"]
+    assert c["resources"]["limits"]["memory"]
+    assert env_of(default_docs)["NORTHFLANK_LISTEN_ADDRESS"] == "0.0.0.0:9721"
+    service = one(default_docs, "Service")
+    assert service["spec"]["ports"][0]["targetPort"] == "http"
+
+
+def test_https_probes_with_tls(full_docs: list[dict[str, Any]]) -> None:
+    c = container(full_docs)
+    assert c["livenessProbe"]["httpGet"]["scheme"] == "HTTPS"
+    assert c["readinessProbe"]["httpGet"]["scheme"] == "HTTPS"
+    assert c["ports"][0]["containerPort"] == 9800
+
+
+def token_volume(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    pod = one(docs, "Deployment")["spec"]["template"]["spec"]
+    (volume,) = [v for v in pod["volumes"] if v["name"] == "token"]
+    (mount,) = [m for m in container(docs)["volumeMounts"] if m["name"] == "token"]
+    assert mount["readOnly"] is True
+    assert env_of(docs)["NORTHFLANK_API_TOKEN_FILE"] == mount["mountPath"] + "/api-token"
+    assert "NORTHFLANK_API_TOKEN" not in env_of(docs)
+    return dict(volume["secret"])
+
+
+def test_token_from_a_secret_the_chart_makes() -> None:
+    docs = render({"token": "nf-secret-token"})
+    secret = one(docs, "Secret")
+    assert secret["metadata"]["name"] == RELEASE
+    assert base64.b64decode(secret["data"]["api-token"]).decode() == "nf-secret-token"
+    volume = token_volume(docs)
+    assert volume["secretName"] == RELEASE
+    assert volume["items"] == [{"key": "api-token", "path": "api-token"}]
+    # the token itself appears nowhere but in the Secret
+    deployment_text = json.dumps(one(docs, "Deployment"))
+    assert "nf-secret-token" not in deployment_text
+    assert base64.b64encode(b"nf-secret-token").decode() not in deployment_text
+
+
+def test_token_from_an_existing_secret() -> None:
+    docs = render({"existingSecret": "northflank-credentials", "existingSecretKey": "token"})
+    assert "Secret" not in kinds(docs)
+    volume = token_volume(docs)
+    assert volume["secretName"] == "northflank-credentials"
+    assert volume["items"] == [{"key": "token", "path": "api-token"}]
+
+
+def test_without_a_token_the_pod_waits_for_the_release_secret() -> None:
+    docs = render()
+    assert token_volume(docs)["secretName"] == RELEASE
+    result = helm("install", RELEASE, str(CHART), "--namespace", NAMESPACE, "--dry-run=client")
+    assert result.returncode == 0, result.stderr
+    notes = result.stdout.split("NOTES:", 1)[1]
+    assert f"kubectl -n {NAMESPACE} create secret generic {RELEASE}" in notes
+    assert "--from-literal=api-token=" in notes
+
+
+def test_token_and_existing_secret_exclude_each_other() -> None:
+    result = template({"token": "x", "existingSecret": "y"})
+    assert result.returncode != 0
+    assert "not both" in result.stderr
+
+
+def test_every_contract_setting_is_settable_from_values(full_docs: list[dict[str, Any]]) -> None:
+    env = env_of(full_docs)
+    settings = {name for name in env if name.startswith("NORTHFLANK_")}
+    assert settings == CONTRACT_SETTINGS - {"NORTHFLANK_API_TOKEN"}
+    # and every setting the exporter has (its own settings class) is among them
+    exporter_settings = {env_name(field) for field in Settings.model_fields}
+    assert exporter_settings - {"NORTHFLANK_API_TOKEN"} <= settings
+    assert env == {
+        "NORTHFLANK_API_TOKEN_FILE": "/etc/northflank-exporter/token/api-token",
+        "NORTHFLANK_API_URL": "https://api.northflank.com",
+        "NORTHFLANK_INVOICE_ID": "inv-2024-05",
+        "NORTHFLANK_TEAMS": "team-a,team-b",
+        "NORTHFLANK_DEPTH": "project",
+        "NORTHFLANK_POLL_INTERVAL_SECONDS": "1800",
+        "NORTHFLANK_REQUEST_BUDGET_PER_HOUR": "600",
+        "NORTHFLANK_MAX_CONCURRENCY": "4",
+        "NORTHFLANK_REQUEST_TIMEOUT_SECONDS": "15",
+        "NORTHFLANK_MAX_STALENESS_SECONDS": "7200",
+        "NORTHFLANK_AMOUNT_UNIT": "major",
+        "NORTHFLANK_UNBILLED": "true",
+        "NORTHFLANK_BUDGETS": "*=300,team-a=1200,team-b=450.5",
+        "NORTHFLANK_LISTEN_ADDRESS": "0.0.0.0:9800",
+        "NORTHFLANK_WEB_CONFIG_FILE": "/etc/northflank-exporter/web/web-config.yml",
+        "NORTHFLANK_LOG_LEVEL": "DEBUG",
+        "NORTHFLANK_LOG_FORMAT": "json",
+        "TZ": "UTC",
+    }
+
+
+def test_defaults_leave_optional_settings_to_the_exporter(
+    default_docs: list[dict[str, Any]],
+) -> None:
+    env = env_of(default_docs)
+    for unset in ("INVOICE_ID", "TEAMS", "MAX_STALENESS_SECONDS", "WEB_CONFIG_FILE", "BUDGETS"):
+        assert f"NORTHFLANK_{unset}" not in env
+    assert env["NORTHFLANK_POLL_INTERVAL_SECONDS"] == "900"
+    assert env["NORTHFLANK_UNBILLED"] == "true"
+
+
+def test_web_config_is_mounted_from_a_secret(full_docs: list[dict[str, Any]]) -> None:
+    secrets = {s["metadata"]["name"]: s for s in full_docs if s["kind"] == "Secret"}
+    web = secrets["nf-exporter-web-config"]
+    config = yaml.safe_load(base64.b64decode(web["data"]["web-config.yml"]))
+    assert config["basic_auth_users"]["prometheus"].startswith("$2b$")
+    assert config["tls_server_config"]["cert_file"].endswith("tls.crt")
+    pod = one(full_docs, "Deployment")["spec"]["template"]["spec"]
+    (volume,) = [v for v in pod["volumes"] if v["name"] == "web-config"]
+    assert volume["secret"]["secretName"] == "nf-exporter-web-config"
+
+
+def test_network_policy(full_docs: list[dict[str, Any]]) -> None:
+    policy = one(full_docs, "NetworkPolicy")["spec"]
+    assert policy["policyTypes"] == ["Ingress", "Egress"]
+    (ingress,) = policy["ingress"]
+    assert ingress["ports"] == [{"port": "http", "protocol": "TCP"}]
+    assert ingress["from"][0]["namespaceSelector"]["matchLabels"]
+    dns, api, extra = policy["egress"]
+    assert {p["port"] for p in dns["ports"]} == {53}
+    assert api["ports"] == [{"port": 443, "protocol": "TCP"}]
+    assert extra["ports"] == [{"port": 3128, "protocol": "TCP"}]
+
+
+def test_optional_resources_are_off_by_default(default_docs: list[dict[str, Any]]) -> None:
+    for kind in ("ServiceMonitor", "NetworkPolicy", "PrometheusRule", "ConfigMap"):
+        assert kind not in kinds(default_docs)
+
+
+def test_dashboard_configmap_for_the_grafana_sidecar(full_docs: list[dict[str, Any]]) -> None:
+    configmap = one(full_docs, "ConfigMap")
+    assert configmap["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert configmap["metadata"]["namespace"] == "monitoring"
+    assert configmap["metadata"]["annotations"] == {"grafana_folder": "Billing"}
+    (name,) = configmap["data"]
+    assert name.endswith(".json")
+    shipped = json.loads((CHART / "dashboards" / "northflank-exporter.json").read_text())
+    assert json.loads(configmap["data"][name]) == shipped
+
+
+def test_servicemonitor_defaults() -> None:
+    docs = render({"serviceMonitor": {"enabled": True}})
+    (endpoint,) = one(docs, "ServiceMonitor")["spec"]["endpoints"]
+    assert endpoint["interval"] == "60s"
+    assert endpoint["scrapeTimeout"] == "10s"
+    assert endpoint["scheme"] == "http"
+
+
+# --------------------------------------------------------------------------- values schema
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"config": {"depth": "deep"}}, "/config/depth"),
+        ({"config": {"pollIntervalSeconds": 0}}, "/config/pollIntervalSeconds"),
+        ({"config": {"pollIntervalSeconds": "15m"}}, "/config/pollIntervalSeconds"),
+        ({"config": {"amountUnit": "dollars"}}, "/config/amountUnit"),
+        ({"config": {"logFormat": "xml"}}, "/config/logFormat"),
+        ({"config": {"maxConcurrency": 0}}, "/config/maxConcurrency"),
+        ({"config": {"apiUrl": "api.northflank.com"}}, "/config/apiUrl"),
+        ({"config": {"teams": "team-a,team-b"}}, "/config/teams"),
+        ({"config": {"unbilled": "yes"}}, "/config/unbilled"),
+        ({"config": {"pollIntervalSecs": 60}}, "pollIntervalSecs"),
+        ({"budgets": {"teams": {"team-a": -5}}}, "/budgets/teams/team-a"),
+        ({"budgets": {"total": "lots"}}, "/budgets/total"),
+        ({"image": {"pullPolicy": "Sometimes"}}, "/image/pullPolicy"),
+        ({"serviceMonitor": {"interval": "5 minutes"}}, "/serviceMonitor/interval"),
+        ({"serviceMonitor": {"enabled": "true"}}, "/serviceMonitor/enabled"),
+        ({"service": {"port": 70000}}, "/service/port"),
+        ({"prometheusRule": {"alerts": {"NorthflankInvoiceUnpaid": {"days": -1}}}}, "days"),
+        ({"prometheusRule": {"alerts": {"NorthflankDataStale": {"for": "soon"}}}}, "for"),
+        ({"prometheusRule": {"selector": '{job="x"}'}}, "/prometheusRule/selector"),
+        ({"existingSecret": "Not_A_Name"}, "/existingSecret"),
+        ({"tokn": "typo"}, "tokn"),
+    ],
+    ids=lambda value: json.dumps(value) if isinstance(value, dict) else None,
+)
+def test_values_schema_rejects_bad_values(values: dict[str, Any], message: str) -> None:
+    result = template(values)
+    assert result.returncode != 0, f"accepted {values}"
+    assert "values don't meet the specifications of the schema" in result.stderr or (
+        "schema" in result.stderr
+    ), result.stderr
+    assert message in result.stderr, result.stderr
+
+
+def test_values_schema_accepts_the_shipped_values() -> None:
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    assert schema["additionalProperties"] is False
+    for values in (None, {"budgets": {"total": 0, "default": 12.5, "teams": {"t-1": 1}}}):
+        assert template(values).returncode == 0
+
+
+# --------------------------------------------------------------------------- documentation
+
+
+def leaf_keys(values: Any, prefix: str = "") -> list[str]:
+    """Dotted keys of values.yaml, down to the first level that is a leaf, a list or an
+    empty map (and no deeper than the alert names under prometheusRule.alerts)."""
+    if not isinstance(values, dict) or not values:
+        return [prefix]
+    if prefix.startswith("prometheusRule.alerts.") or prefix in (
+        "podSecurityContext",
+        "securityContext",
+        "resources",
+        "livenessProbe",
+        "readinessProbe",
+        "strategy",
+    ):
+        return [prefix]
+    keys: list[str] = []
+    for key, value in values.items():
+        keys += leaf_keys(value, f"{prefix}.{key}" if prefix else key)
+    return keys
+
+
+def test_chart_readme_documents_every_value() -> None:
+    readme = (CHART / "README.md").read_text()
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    documented = set(re.findall(r"^\| `([^`]+)` \|", readme, flags=re.M))
+    missing = [key for key in leaf_keys(values) if key not in documented]
+    assert not missing, f"values missing from the chart README's table: {missing}"
+    assert not documented - set(leaf_keys(values)), "README documents values that do not exist"
+
+
+def test_chart_readme_install_instructions() -> None:
+    readme = (CHART / "README.md").read_text()
+    for needle in (
+        "helm install",
+        "existingSecret",
+        "serviceMonitor.enabled=true",
+        "prometheusRule.enabled=true",
+        "dashboard.enabled=true",
+    ):
+        assert needle in readme, needle

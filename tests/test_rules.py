@@ -1,0 +1,215 @@
+"""The chart's PrometheusRule: the rendered rules pass `promtool check rules`, and the
+promtool unit tests in tests/rules/ show each alert firing when it should and staying
+quiet when it should not.
+
+Needs helm (scripts/install-tools) and promtool (Debian's prometheus package).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.helmchart import CHART, render, rule_groups, run, template
+from tests.promserver import require_binary
+
+RULE_TESTS = Path(__file__).resolve().parent / "rules"
+# The values the unit tests in tests/rules/ are written for (release "northflank-exporter"
+# in namespace "monitoring": job="northflank-exporter", namespace="monitoring").
+RULE_VALUES: dict[str, Any] = {
+    "prometheusRule": {"enabled": True},
+    "budgets": {"total": 1000, "default": 100, "teams": {"team-big": 500}},
+}
+ALERTS = [
+    "NorthflankExporterDown",
+    "NorthflankDataStale",
+    "NorthflankPollsFailing",
+    "NorthflankInvoiceOverThreshold",
+    "NorthflankSpendOverThreshold",
+    "NorthflankSpendProjectedOverThreshold",
+    "NorthflankTeamInvoiceOverBudget",
+    "NorthflankTeamSpendOverBudget",
+    "NorthflankTeamSpendProjectedOverBudget",
+    "NorthflankInvoiceUnpaid",
+]
+
+
+def alerts_of(groups: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {rule["alert"]: rule for group in groups for rule in group["rules"]}
+
+
+def write_rule_file(groups: list[dict[str, Any]], path: Path) -> Path:
+    path.write_text(yaml.safe_dump({"groups": groups}, sort_keys=False))
+    return path
+
+
+def promtool(*args: str) -> tuple[int, str]:
+    result = run([require_binary("promtool"), *args])
+    return result.returncode, result.stdout + result.stderr
+
+
+@pytest.fixture(scope="module")
+def groups() -> list[dict[str, Any]]:
+    return rule_groups(render(RULE_VALUES))
+
+
+def test_rendered_rules_pass_promtool_check(groups: list[dict[str, Any]], tmp_path: Path) -> None:
+    path = write_rule_file(groups, tmp_path / "rules.yaml")
+    code, output = promtool("check", "rules", str(path))
+    assert code == 0, output
+    assert f"SUCCESS: {len(ALERTS)} rules found" in output, output
+    assert sorted(alerts_of(groups)) == sorted(ALERTS)
+
+
+def test_every_rule_file_variant_passes_promtool_check(tmp_path: Path) -> None:
+    """Defaults (no budgets) and every option on render valid rules too."""
+    full = CHART / "ci" / "full-values.yaml"
+    for name, docs in (
+        ("defaults", render({"prometheusRule": {"enabled": True}})),
+        ("full", render(values_files=[full])),
+        (
+            "custom-selector",
+            render(
+                {
+                    **RULE_VALUES,
+                    "prometheusRule": {
+                        "enabled": True,
+                        "selector": 'job=~"northflank.*", cluster="prod"',
+                    },
+                }
+            ),
+        ),
+    ):
+        path = write_rule_file(rule_groups(docs), tmp_path / f"{name}.yaml")
+        code, output = promtool("check", "rules", str(path))
+        assert code == 0, f"{name}: {output}"
+
+
+def test_promtool_unit_tests(groups: list[dict[str, Any]], tmp_path: Path) -> None:
+    write_rule_file(groups, tmp_path / "rules.yaml")
+    files = sorted(RULE_TESTS.glob("*.yaml"))
+    assert files, f"no promtool tests in {RULE_TESTS}"
+    for path in files:
+        shutil.copy(path, tmp_path / path.name)
+    # promtool resolves each test file's rule_files (rules.yaml) beside that file
+    code, output = promtool("test", "rules", *(str(tmp_path / path.name) for path in files))
+    assert code == 0, output
+    assert output.count("SUCCESS") == len(files), output
+
+
+def test_each_alert_is_shown_firing_and_quiet() -> None:
+    """Every alert has a unit test where it fires and one where it stays quiet."""
+    firing: set[str] = set()
+    quiet: set[str] = set()
+    for path in RULE_TESTS.glob("*.yaml"):
+        suite = yaml.safe_load(path.read_text())
+        assert suite["rule_files"] == ["rules.yaml"], path
+        for case in suite["tests"]:
+            for check in case.get("alert_rule_test", []):
+                (firing if check.get("exp_alerts") else quiet).add(check["alertname"])
+                for alert in check.get("exp_alerts") or []:
+                    # the annotations are checked as rendered, not left out
+                    assert {"summary", "description"} <= set(alert["exp_annotations"]), path
+    assert set(ALERTS) <= firing, f"never shown firing: {set(ALERTS) - firing}"
+    assert set(ALERTS) <= quiet, f"never shown quiet: {set(ALERTS) - quiet}"
+
+
+def test_each_alert_has_summary_description_and_a_runbook(groups: list[dict[str, Any]]) -> None:
+    readme = (CHART / "README.md").read_text()
+    headings = set(re.findall(r"^### (\w+)$", readme, flags=re.M))
+    for name, rule in alerts_of(groups).items():
+        assert rule["annotations"]["summary"].strip(), name
+        assert rule["annotations"]["description"].strip(), name
+        assert rule["labels"]["severity"], name
+        assert name in headings, f"no runbook section '### {name}' in the chart README"
+
+
+def test_runbook_url_points_at_the_readme_sections() -> None:
+    url = "https://example.com/helm/northflank-exporter/README.md"
+    docs = render({**RULE_VALUES, "prometheusRule": {"enabled": True, "runbookUrl": url}})
+    for name, rule in alerts_of(rule_groups(docs)).items():
+        assert rule["annotations"]["runbook_url"] == f"{url}#{name.lower()}"
+
+
+def test_thresholds_come_from_values() -> None:
+    docs = render(
+        {
+            "prometheusRule": {
+                "enabled": True,
+                "alerts": {
+                    "NorthflankInvoiceUnpaid": {"days": 21},
+                    "NorthflankDataStale": {"maxAgeSeconds": 4242},
+                    "NorthflankSpendProjectedOverThreshold": {"minElapsedHours": 72},
+                },
+            },
+            "budgets": {"total": 1234.5, "default": 100, "teams": {"team-a": 500}},
+        }
+    )
+    alerts = alerts_of(rule_groups(docs))
+    assert alerts["NorthflankInvoiceOverThreshold"]["expr"].rstrip().endswith("> 1234.5")
+    assert alerts["NorthflankSpendOverThreshold"]["expr"].rstrip().endswith("> 1234.5")
+    assert "/ 86400 > 21" in alerts["NorthflankInvoiceUnpaid"]["expr"]
+    assert alerts["NorthflankDataStale"]["expr"].endswith("> 4242")
+    assert ">= 259200" in alerts["NorthflankSpendProjectedOverThreshold"]["expr"]
+    # per-team thresholds reach the rules through the exporter's northflank_team_budget,
+    # made from NORTHFLANK_BUDGETS: a default and per-team overrides
+    for name in ("NorthflankTeamInvoiceOverBudget", "NorthflankTeamSpendOverBudget"):
+        assert "northflank_team_budget" in alerts[name]["expr"]
+    deployment = next(d for d in docs if d["kind"] == "Deployment")
+    env = {
+        e["name"]: e.get("value")
+        for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    assert env["NORTHFLANK_BUDGETS"] == "*=100,team-a=500"
+
+
+def test_stale_threshold_follows_the_poll_interval() -> None:
+    docs = render({"prometheusRule": {"enabled": True}, "config": {"pollIntervalSeconds": 3000}})
+    alerts = alerts_of(rule_groups(docs))
+    assert alerts["NorthflankDataStale"]["expr"].endswith("> 9000")  # 3 x 3000 s
+    assert "[6000s]" in alerts["NorthflankPollsFailing"]["annotations"]["description"]
+
+
+def test_spend_alerts_need_their_thresholds() -> None:
+    """Without budgets only the health alerts and the unpaid invoice alert exist; an
+    alert switched off is not rendered."""
+    alerts = alerts_of(rule_groups(render({"prometheusRule": {"enabled": True}})))
+    assert sorted(alerts) == sorted(
+        [
+            "NorthflankExporterDown",
+            "NorthflankDataStale",
+            "NorthflankPollsFailing",
+            "NorthflankInvoiceUnpaid",
+        ]
+    )
+    docs = render(
+        {
+            **RULE_VALUES,
+            "prometheusRule": {
+                "enabled": True,
+                "alerts": {
+                    "NorthflankInvoiceUnpaid": {"enabled": False},
+                    "NorthflankExporterDown": {"enabled": False},
+                },
+            },
+        }
+    )
+    alerts = alerts_of(rule_groups(docs))
+    assert "NorthflankInvoiceUnpaid" not in alerts
+    assert "NorthflankExporterDown" not in alerts
+    assert len(alerts) == len(ALERTS) - 2
+
+
+def test_no_empty_rule_group() -> None:
+    every_alert_off = {name: {"enabled": False} for name in ALERTS}
+    result = template(
+        {**RULE_VALUES, "prometheusRule": {"enabled": True, "alerts": every_alert_off}}
+    )
+    assert result.returncode == 0, result.stderr
+    (rule,) = [d for d in yaml.safe_load_all(result.stdout) if d and d["kind"] == "PrometheusRule"]
+    assert rule["spec"]["groups"] == []
