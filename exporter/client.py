@@ -25,7 +25,14 @@ import httpx
 from pydantic import BaseModel, ValidationError
 
 from exporter import __version__
-from exporter.models import Invoice, InvoiceList, InvoiceSummary, Pagination
+from exporter.models import (
+    Invoice,
+    InvoiceList,
+    InvoiceSummary,
+    Pagination,
+    UsageEntry,
+    UsageList,
+)
 
 JSON = dict[str, Any]
 M = TypeVar("M", bound=BaseModel)
@@ -252,6 +259,12 @@ class Client:
         path = f"/v1/billing/invoices/{invoice_id}"
         data = await self._get_all("get_invoice", path, params)
         return _parse(Invoice, data, "get_invoice")
+
+    async def list_usage(self, start: float, *, team_id: str | None = None) -> list[UsageEntry]:
+        """Whole hours of usage from ``start`` (inclusive), org-wide or one team's."""
+        path = f"/v1/teams/{team_id}/billing/usage" if team_id else "/v1/billing/usage"
+        data = await self._get_all("list_usage", path, {"startTime": str(int(start))})
+        return _parse(UsageList, data, "list_usage").usage
 
     # ----------------------------------------------------------------- plumbing
 

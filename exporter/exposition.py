@@ -217,7 +217,44 @@ def cost_families(snapshot: Snapshot) -> list[Family]:
         out += [total, parts]
 
     out.extend(_breakdown(snapshot, cur))
+    out.extend(_unbilled(snapshot, cur))
     return out
+
+
+def _unbilled(snapshot: Snapshot, cur: str) -> list[Family]:
+    """Usage not yet invoiced, and the teams' budgets."""
+    doc = "since the newest invoice's period end"
+    total = Family("northflank_unbilled_cost", f"PaaS and BYOC usage {doc} {POLLED}")
+    paas = Family(
+        "northflank_unbilled_paas_dimension_cost",
+        f"PaaS usage {doc}, by usage dimension {POLLED}",
+    )
+    byoc = Family(
+        "northflank_unbilled_byoc_dimension_cost",
+        f"BYOC usage {doc}, by usage dimension {POLLED}",
+    )
+    teams = Family("northflank_team_unbilled_cost", f"PaaS usage of a team {doc} {POLLED}")
+    since = Family(
+        "northflank_unbilled_since_timestamp_seconds", "Start of the summed usage window"
+    )
+    through = Family(
+        "northflank_unbilled_through_timestamp_seconds", "End of the newest usage hour summed"
+    )
+    budget = Family("northflank_team_budget", "The budget set for a team (NORTHFLANK_BUDGETS)")
+    figures = snapshot.unbilled
+    if figures is not None:
+        total.add(cur, figures.total)
+        for dimension, value in figures.paas.dimensions:
+            paas.add(f'{cur},dimension="{dimension}"', value)
+        for dimension, value in figures.byoc.dimensions:
+            byoc.add(f'{cur},dimension="{dimension}"', value)
+        for row in figures.teams:
+            teams.add(f"{cur},{labels(team=row.team_id, team_name=row.team_name)}", row.amount)
+        since.add("", figures.since)
+        through.add("", figures.through)
+    for row in snapshot.budgets:
+        budget.add(f"{cur},{labels(team=row.team_id, team_name=row.team_name)}", row.amount)
+    return [total, paas, byoc, teams, since, through, budget]
 
 
 def _breakdown(snapshot: Snapshot, cur: str) -> list[Family]:

@@ -115,10 +115,23 @@ class InvoiceSummary(_Model):
 
     id: str
     period: Period | None = None
+    currency: str | None = None
 
 
 class InvoiceList(_Model):
     invoices: list[InvoiceSummary]
+
+
+class UsageEntry(_Model):
+    """One whole hour of ``GET /v1/billing/usage``; ``timestamp`` is the hour's start."""
+
+    timestamp: float
+    paas_usage: PaasUsage | None = Field(default=None, alias="paasUsage")
+    byoc_usage: ByocUsage | None = Field(default=None, alias="byocUsage")
+
+
+class UsageList(_Model):
+    usage: list[UsageEntry]
 
 
 class Pagination(_Model):

@@ -24,6 +24,7 @@ from exporter.client import ApiError, ApiTimeoutError, Client, InvalidResponseEr
 from exporter.exposition import Exposition, Health, cost_families, own_families, render
 from exporter.settings import Settings
 from exporter.snapshot import Snapshot, build
+from exporter.unbilled import Window, advance, restart_if_needed
 
 log = logging.getLogger("exporter.poller")
 POLL_DEADLINE_SECONDS = 120.0
@@ -32,22 +33,39 @@ POLL_DEADLINE_SECONDS = 120.0
 # --------------------------------------------------------------------------- one poll
 
 
-async def newest_invoice_id(client: Client) -> str:
-    invoices = await client.list_invoices()
+def newest_invoice(invoices: list[models.InvoiceSummary]) -> tuple[float, str]:
+    """(period end, ID) of the invoice that ends last (the list's order is not guaranteed)."""
     dated = [(inv.period.end, inv.id) for inv in invoices if inv.period and inv.period.end]
     if not dated:
         raise InvalidResponseError("list_invoices", "no invoice with a period end to pick")
-    return max(dated)[1]
+    return max(dated)
 
 
-async def read_invoice(client: Client, settings: Settings) -> Snapshot:
+@dataclass(frozen=True)
+class PollResult:
+    snapshot: Snapshot
+    window: Window | None  # the unbilled usage summed so far
+    invoice_teams: frozenset[str]  # every team the invoice lists
+
+
+async def read_invoice(
+    client: Client, settings: Settings, window: Window | None = None
+) -> PollResult:
     """One poll's requests, concurrent up to the client's limit; the snapshot they make."""
-    invoice_id = settings.invoice_id or await newest_invoice_id(client)
+    newest = None
+    if settings.invoice_id is None or settings.unbilled:
+        newest = newest_invoice(await client.list_invoices())
+    invoice_id = settings.invoice_id or (newest[1] if newest else "")
     invoice = await client.get_invoice(invoice_id)
     wanted = set(settings.teams)
     teams = [team for team in invoice.teams if not wanted or team.id in wanted]
     team_answers: dict[str, models.Team] = {}
     project_answers: dict[tuple[str, str], models.Project] = {}
+    usage: list[models.UsageEntry] = []
+    team_usage: dict[str, list[models.UsageEntry]] = {}
+    base = None
+    if newest is not None and settings.unbilled:
+        base = restart_if_needed(window, invoice_id=newest[1], since=newest[0])
 
     async def drill_project(team_id: str, project_id: str) -> None:
         answer = await client.get_invoice(invoice_id, team_id=team_id, project_id=project_id)
@@ -68,17 +86,31 @@ async def read_invoice(client: Client, settings: Settings) -> Snapshot:
                 for project in team.projects or ():
                     group.create_task(drill_project(team.id, project.id))
 
-    if settings.depth != "team":
-        async with asyncio.TaskGroup() as group:
+    async def read_usage(start: float) -> None:
+        usage.extend(await client.list_usage(start))
+
+    async def read_team_usage(team_id: str, start: float) -> None:
+        team_usage[team_id] = await client.list_usage(start, team_id=team_id)
+
+    async with asyncio.TaskGroup() as group:
+        if settings.depth != "team":
             for team in teams:
                 group.create_task(drill_team(team))
-    return build(
+        if base is not None:
+            group.create_task(read_usage(base.through))
+            for team in teams:
+                group.create_task(read_team_usage(team.id, base.team_start(team.id)))
+    new_window = advance(base, base.invoice_id, base.since, usage, team_usage) if base else None
+    snapshot = build(
         invoice,
         team_answers=team_answers,
         project_answers=project_answers,
         teams=settings.teams,
         amount_unit=settings.amount_unit,
+        window=new_window,
+        budgets=settings.budgets,
     )
+    return PollResult(snapshot, new_window, frozenset(team.id for team in invoice.teams))
 
 
 def _find_team(answer: models.Invoice, team_id: str) -> models.Team:
@@ -127,6 +159,8 @@ class Poller:
         self._publish = publish
         self._clock = clock
         self._snapshot: Snapshot | None = None
+        self._window: Window | None = None
+        self._warned_budgets: frozenset[str] = frozenset()
         self._errors: Counter[str] = Counter()
         self._up = False
         self._last_success: float | None = None
@@ -146,7 +180,7 @@ class Poller:
         error: ApiError | None = None
         try:
             async with asyncio.timeout(POLL_DEADLINE_SECONDS):
-                snapshot = await read_invoice(self._client, self._settings)
+                result = await read_invoice(self._client, self._settings, self._window)
         except TimeoutError:
             error = ApiTimeoutError("poll", f"gave up after {POLL_DEADLINE_SECONDS:.0f} s")
         except Exception as exc:
@@ -158,7 +192,10 @@ class Poller:
         spent = self._client.stats.total - spent_before
         self._last_poll = time.time()
         if error is None:
+            snapshot = result.snapshot
             self._snapshot, self._up, self._last_success = snapshot, True, self._last_poll
+            self._window = result.window
+            self._warn_unknown_budgets(result.invoice_teams)
             self._poll_cost = spent
             self._last_result = "ok"
             self._schedule_expiry()
@@ -179,6 +216,15 @@ class Poller:
         else:
             log.warning("poll failed: %s", error, extra={"fields": fields})
         return error is None
+
+    def _warn_unknown_budgets(self, invoice_teams: frozenset[str]) -> None:
+        unknown = frozenset(self._settings.budgets) - invoice_teams - {"*"}
+        if unknown and unknown != self._warned_budgets:
+            log.warning(
+                "NORTHFLANK_BUDGETS names teams the invoice does not list: %s",
+                ", ".join(sorted(unknown)),
+            )
+        self._warned_budgets = unknown
 
     def _render(self) -> Exposition:
         stats = self._client.stats

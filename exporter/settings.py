@@ -21,6 +21,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from exporter import webconfig
+from exporter.unbilled import parse_budgets
 from exporter.webconfig import WebConfig
 
 ENV_PREFIX = "NORTHFLANK_"
@@ -53,6 +54,8 @@ class Settings(BaseSettings):
     amount_unit: Literal["cents", "major"] = "cents"
     listen_address: str = "0.0.0.0:9721"
     web_config_file: Path | None = None
+    unbilled: bool = True
+    budgets: Annotated[dict[str, float], NoDecode] = Field(default_factory=dict)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["text", "json"] = "text"
 
@@ -77,6 +80,11 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return tuple(team.strip() for team in value.split(",") if team.strip())
         return value
+
+    @field_validator("budgets", mode="before")
+    @classmethod
+    def _parse_budgets(cls, value: object) -> object:
+        return parse_budgets(value) if isinstance(value, str) else value
 
     @field_validator("invoice_id")
     @classmethod
@@ -186,7 +194,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     for name, field in Settings.model_fields.items():
-        default = "(unset)" if field.default in (None, ()) else field.default
+        default = (
+            "(unset)" if field.default in (None, ()) or field.default_factory else field.default
+        )
         parser.add_argument(
             flag_name(name),
             dest=name,

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from exporter import models
+from exporter.unbilled import Sum, Window, budget_for
 
 PAAS_DIMENSIONS = ("cpu", "memory", "storage", "gpu")
 BYOC_DIMENSIONS = ("vcpu", "memory", "gpu_memory", "cluster")
@@ -82,11 +83,32 @@ class InvoiceFigures:
 
 
 @dataclass(frozen=True)
+class TeamAmount:
+    team_id: str
+    team_name: str
+    amount: float
+
+
+@dataclass(frozen=True)
+class UnbilledFigures:
+    """Usage since the newest invoice, summed over whole hours."""
+
+    since: float
+    through: float
+    total: float
+    paas: Cost
+    byoc: Cost
+    teams: tuple[TeamAmount, ...]
+
+
+@dataclass(frozen=True)
 class Snapshot:
     """Everything the cost families are rendered from; swapped in whole after a poll."""
 
     invoice: InvoiceFigures
     teams: tuple[TeamCost, ...]
+    unbilled: UnbilledFigures | None = None
+    budgets: tuple[TeamAmount, ...] = ()
 
 
 class Scale:
@@ -106,12 +128,15 @@ def build(
     project_answers: Mapping[tuple[str, str], models.Project],
     teams: Iterable[str] | None = None,
     amount_unit: str = "cents",
+    window: Window | None = None,
+    budgets: Mapping[str, float] | None = None,
 ) -> Snapshot:
     """Assemble a snapshot from the answers of one poll.
 
     ``team_answers`` maps a team ID to that team as the ``teamId`` answer shows it;
     ``project_answers`` maps (team ID, project ID) to the project as the ``projectId``
-    answer shows it. ``teams`` restricts the team families to these IDs.
+    answer shows it. ``teams`` restricts the team families to these IDs. ``window`` is
+    the unbilled usage summed so far; ``budgets`` the teams' budgets (``*``: the rest).
     """
     scale = Scale(amount_unit)
     wanted = set(teams) if teams else None
@@ -125,7 +150,36 @@ def build(
             _project(team.id, project, project_answers, scale) for project in source.projects or ()
         )
         team_costs.append(TeamCost(team.id, team.name or "", _paas(team.price, scale), projects))
-    return Snapshot(invoice=_invoice(invoice, scale), teams=tuple(team_costs))
+    names = {team.id: team.name for team in team_costs}
+    budget_rows = tuple(
+        TeamAmount(team_id, name, amount)
+        for team_id, name in names.items()
+        if (amount := budget_for(budgets or {}, team_id)) is not None
+    )
+    return Snapshot(
+        invoice=_invoice(invoice, scale),
+        teams=tuple(team_costs),
+        unbilled=_unbilled(window, names, scale) if window else None,
+        budgets=budget_rows,
+    )
+
+
+def _unbilled(window: Window, names: Mapping[str, str], scale: Scale) -> UnbilledFigures:
+    def cost(part: Sum) -> Cost:
+        return _cost(part.total, part.dimensions, scale)
+
+    return UnbilledFigures(
+        since=window.since,
+        through=window.through,
+        total=window.total / scale.divisor,
+        paas=cost(window.paas),
+        byoc=cost(window.byoc),
+        teams=tuple(
+            TeamAmount(team_id, name, window.teams[team_id].paas.total / scale.divisor)
+            for team_id, name in names.items()
+            if team_id in window.teams
+        ),
+    )
 
 
 def _project(

@@ -102,6 +102,23 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
             "NORTHFLANK_WEB_CONFIG_FILE: cannot read /etc/nonexistent-web.yml: "
             "No such file or directory",
         ),
+        (
+            [],
+            {**TOKEN_ENV, "NORTHFLANK_BUDGETS": "team-a=500, team-b=lots"},
+            "NORTHFLANK_BUDGETS: entry 'team-b=lots': 'lots' is not a number "
+            "(got 'team-a=500, team-b=lots')",
+        ),
+        (
+            ["--budgets", "team-a=1,team-a=2"],
+            TOKEN_ENV,
+            "--budgets: team 'team-a' is named twice (got 'team-a=1,team-a=2')",
+        ),
+        (
+            [],
+            {**TOKEN_ENV, "NORTHFLANK_UNBILLED": "maybe"},
+            "NORTHFLANK_UNBILLED: input should be a valid boolean, unable to interpret input "
+            "(got 'maybe')",
+        ),
     ],
     ids=[
         "missing-token",
@@ -118,6 +135,9 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
         "log-format",
         "unknown-flag",
         "web-config-missing",
+        "budget-not-a-number",
+        "budget-twice",
+        "unbilled-not-boolean",
     ],
 )
 def test_bad_setting_exits_2_with_one_line(
@@ -182,6 +202,8 @@ def test_defaults(clean_env: pytest.MonkeyPatch) -> None:
     assert (settings.host, settings.port) == ("0.0.0.0", 9721)
     assert settings.teams == ()
     assert settings.invoice_id is None
+    assert settings.unbilled is True
+    assert settings.budgets == {}
 
 
 def test_flag_beats_environment(clean_env: pytest.MonkeyPatch) -> None:

@@ -1,13 +1,14 @@
 """The simulated customer: its data model and a generator of realistic organisations.
 
 :class:`Organisation` holds the teams and invoices (resource-level amounts only) behind a
-lock, caches each invoice's sums (:func:`aggregate`) until the next
-:meth:`Organisation.mutate`, and has setters for the figures tests change between polls.
-:func:`generate_organisation` builds a deterministic one from a seed.
+lock, caches each invoice's sums (:func:`aggregate`) and hourly usage
+(:class:`UsageRates`) until the next :meth:`Organisation.mutate`, and has setters for the
+figures tests change between polls (and :meth:`Organisation.close_period` for a new
+invoice). :func:`generate_organisation` builds a deterministic one from a seed.
 
-This module depends on nothing else in the simulator, except that
-:meth:`Organisation.render_invoice` and :meth:`Organisation.render_invoice_summaries`
-import :mod:`.views` when called (the one edge that points back up).
+This module depends on nothing else in the simulator, except that the ``render_*``
+methods of :class:`Organisation` import :mod:`.views` when called (the one edge that
+points back up).
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ import contextlib
 import random
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping
+import zlib
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -32,6 +34,8 @@ RESOURCE_TYPES = (
 )
 PAAS_DIMENSIONS = ("cpu", "memory", "storage", "gpu")
 BYOC_DIMENSIONS = ("vcpu", "memory", "gpuMemory", "cluster")
+HOUR = 3600
+HOURS_PER_MONTH = 720  # hourly usage is an invoice's monthly figure spread over 720 hours
 
 Json = dict[str, Any]
 Price = dict[str, int]
@@ -152,6 +156,9 @@ class Organisation:
     _cache: dict[str, tuple[int, _Aggregates]] = field(
         default_factory=dict, repr=False, compare=False
     )
+    _usage_cache: dict[str, tuple[int, UsageRates]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
 
     @contextlib.contextmanager
     def mutate(self) -> Iterator[Organisation]:
@@ -162,6 +169,7 @@ class Organisation:
             finally:
                 self._version += 1
                 self._cache.clear()
+                self._usage_cache.clear()
 
     def invoice(self, invoice_id: str) -> Invoice:
         with self.lock:
@@ -212,6 +220,33 @@ class Organisation:
             self._cache[invoice.id] = (self._version, sums)
             return sums
 
+    def usage_rates(self, invoice: Invoice) -> UsageRates:
+        """The invoice's hourly usage figures, cached until the next :meth:`mutate`."""
+        with self.lock:
+            cached = self._usage_cache.get(invoice.id)
+            if cached is not None and cached[0] == self._version:
+                return cached[1]
+            rates = UsageRates(invoice)
+            self._usage_cache[invoice.id] = (self._version, rates)
+            return rates
+
+    def close_period(self, end: float) -> Invoice:
+        """Finalize a new invoice from the newest one's ``period.end`` to ``end``.
+
+        ``end`` must be a whole hour (a multiple of 3600) after that. The invoice has
+        the same teams, projects and resources with new (deterministic) figures, is
+        unpaid and becomes the newest: usage hours now start at ``end``. Its ID is
+        ``inv-YYYY-MM`` of its start (``-2``, ``-3`` ... when that is taken). It is put
+        second in the list, so the list stays unsorted by date from two invoices on.
+        """
+        with self.mutate():
+            previous = self.newest_invoice()
+            if end != int(end) or int(end) % HOUR or end <= previous.period_end:
+                raise ValueError(f"end must be a whole hour after {previous.period_end}, not {end}")
+            invoice = _next_invoice(previous, int(end), {i.id for i in self.invoices})
+            self.invoices.insert(min(1, len(self.invoices)), invoice)
+            return invoice
+
     def render_invoice(
         self,
         invoice_id: str,
@@ -236,6 +271,25 @@ class Organisation:
 
         with self.lock:
             return [invoice_summary(i, self.aggregates(i)) for i in self.invoices]
+
+    def render_usage(
+        self,
+        *,
+        now: float,
+        start: float | None = None,
+        end: float | None = None,
+        team_id: str | None = None,
+    ) -> list[Json]:
+        """``data.usage`` of ``GET .../billing/usage`` at time ``now``, unpaged, newest
+        first: the whole hours that ended by ``now``, from the newest invoice's
+        ``period.end`` (and from ``start``, inclusive) up to ``end`` (exclusive). With
+        ``team_id``, the team variant (its PaaS usage only). Raises :class:`ApiError`
+        (404) for a team the organisation does not have."""
+        # Imported late: views imports this module (see the module docstring).
+        from exporter.simulator.views import usage_view
+
+        with self.lock:
+            return usage_view(self, now=now, start=start, end=end, team_id=team_id)
 
 
 # --------------------------------------------------------------------------------------
@@ -263,6 +317,95 @@ def aggregate(invoice: Invoice) -> _Aggregates:
             _add(team_sum, project_sum)
         _add(paas, team_sum)
     return _Aggregates(by_type, by_project, by_team, paas)
+
+
+# --------------------------------------------------------------------------------------
+# Hourly usage since an invoice (what Organisation caches too)
+# --------------------------------------------------------------------------------------
+
+# An hour's factor is (_FACTOR_BASE + q) / _FACTOR_STEPS, q in 0.._FACTOR_STEPS: 0.5 .. 1.5.
+_FACTOR_STEPS = 20
+_FACTOR_BASE = _FACTOR_STEPS // 2
+
+
+class UsageRates:
+    """The hourly usage that follows an invoice (the spend not yet invoiced).
+
+    Each resource costs, per PaaS dimension and hour ``h`` (its start, Unix seconds),
+    ``round(monthly_cents * factor / 720)`` (half up), where ``monthly_cents`` is its
+    figure on the invoice and ``factor`` in 0.5 .. 1.5 (steps of 0.05) comes from a hash
+    of (team ID, resource ID, ``h``): resources sharing an ID within a team (the same
+    ID in several projects) share the hour's factor. A team's hour is the sum of its
+    resources, the organisation's PaaS hour the sum of its teams, and the BYOC hour is
+    ``round(invoice BYOC cents / 720)`` per dimension, the same every hour.
+
+    The per-resource amounts are summed once per (team, resource ID, factor), so an hour
+    costs one lookup per (team, resource ID); hours are cached once computed.
+    """
+
+    def __init__(self, invoice: Invoice) -> None:
+        self.invoice_id = invoice.id
+        self.byoc: Price | None = (
+            None
+            if invoice.byoc is None
+            else {dim: _per_hour(cents, 1, 1) for dim, cents in invoice.byoc.items()}
+        )
+        # team -> resource ID -> dimension -> the monthly cents of those resources
+        monthly: dict[str, dict[str, dict[str, list[int]]]] = {}
+        for team in invoice.teams:
+            groups = monthly.setdefault(team.id, {})
+            for project in team.projects:
+                for resource in project.resources:
+                    dims = groups.setdefault(resource.id, {})
+                    for dim, cents in resource.price.items():
+                        if cents:
+                            dims.setdefault(dim, []).append(cents)
+        # team -> [(resource ID, [hourly price of the group for each factor step])]
+        self._groups: dict[str, list[tuple[str, list[Price]]]] = {
+            team_id: [
+                (
+                    resource_id,
+                    [
+                        {
+                            dim: sum(_per_hour(c, _FACTOR_BASE + q, _FACTOR_STEPS) for c in cents)
+                            for dim, cents in dims.items()
+                        }
+                        for q in range(_FACTOR_STEPS + 1)
+                    ],
+                )
+                for resource_id, dims in groups.items()
+            ]
+            for team_id, groups in monthly.items()
+        }
+        self._hours: dict[int, tuple[dict[str, Price], Price]] = {}
+
+    def team_hour(self, team_id: str, hour: int) -> Price:
+        """PaaS cents of one team in the hour starting at ``hour`` (zeros when the
+        invoice does not bill the team)."""
+        return self._hour(hour)[0].get(team_id) or _zero()
+
+    def paas_hour(self, hour: int) -> Price:
+        """PaaS cents of the whole organisation in the hour starting at ``hour``."""
+        return self._hour(hour)[1]
+
+    def _hour(self, hour: int) -> tuple[dict[str, Price], Price]:
+        cached = self._hours.get(hour)
+        if cached is None:
+            teams = {}
+            for team_id, groups in self._groups.items():
+                team = teams[team_id] = _zero()
+                for resource_id, by_step in groups:
+                    key = f"{team_id}\0{resource_id}\0{hour}".encode()
+                    _add(team, by_step[zlib.crc32(key) % (_FACTOR_STEPS + 1)])
+            cached = self._hours[hour] = (teams, _sum(teams.values()))
+        return cached
+
+
+def _per_hour(monthly_cents: int, numerator: int, denominator: int) -> int:
+    """``monthly_cents * numerator / denominator / 720``, rounded half up."""
+    scaled = 2 * monthly_cents * numerator
+    whole = 2 * denominator * HOURS_PER_MONTH
+    return (scaled + whole // 2) // whole
 
 
 def _zero() -> Price:
@@ -430,6 +573,11 @@ def _scale(cents: int, age: int) -> int:
 
 
 def _scaled_team(team: InvoiceTeam, age: int) -> InvoiceTeam:
+    return _map_prices(team, lambda cents: _scale(cents, age))
+
+
+def _map_prices(team: InvoiceTeam, change: Callable[[int], int]) -> InvoiceTeam:
+    """A copy of ``team`` with ``change`` applied to every resource figure."""
     return InvoiceTeam(
         team.id,
         team.name,
@@ -439,16 +587,44 @@ def _scaled_team(team: InvoiceTeam, age: int) -> InvoiceTeam:
                 p.name,
                 [
                     Resource(
-                        r.id,
-                        r.name,
-                        r.resource_type,
-                        {k: _scale(v, age) for k, v in r.price.items()},
+                        r.id, r.name, r.resource_type, {k: change(v) for k, v in r.price.items()}
                     )
                     for r in p.resources
                 ],
             )
             for p in team.projects
         ],
+    )
+
+
+def _next_invoice(previous: Invoice, end: int, taken: set[str]) -> Invoice:
+    """The invoice after ``previous``, up to ``end``: its figures, each changed by a
+    deterministic -10 % .. +25 % (seeded by the new period)."""
+    start = datetime.fromtimestamp(previous.period_end, UTC)
+    invoice_id = base_id = f"inv-{start:%Y-%m}"
+    suffix = 1
+    while invoice_id in taken:
+        suffix += 1
+        invoice_id = f"{base_id}-{suffix}"
+    rng = random.Random(f"{invoice_id} {previous.period_end} {end}")  # noqa: S311
+
+    def vary(cents: int) -> int:
+        return max(1, round(cents * rng.uniform(0.9, 1.25))) if cents else 0
+
+    return Invoice(
+        id=invoice_id,
+        period_start=previous.period_end,
+        period_end=end,
+        teams=[_map_prices(team, vary) for team in previous.teams],
+        currency=previous.currency,
+        byoc=None if previous.byoc is None else {k: vary(v) for k, v in previous.byoc.items()},
+        extra_line_items=[
+            LineItem(item.title, base=vary(item.base), proration=item.proration)
+            for item in previous.extra_line_items
+        ],
+        discount=vary(previous.discount),
+        tax_percent=previous.tax_percent,
+        paid=False,
     )
 
 

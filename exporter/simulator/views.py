@@ -1,10 +1,11 @@
 """Pure view builders: from an :class:`~.org.Organisation` to the API's documents.
 
 What the answers look like (invoice headers and summaries, the filter semantics of
-"Get invoice", team entries), how they are paged (``per_page``/``page``/``cursor``),
-and the endpoints with their routing table, as functions of (path parameters, query,
-path) -> (data, pagination). Errors are raised as :class:`ApiError`; nothing here knows
-about HTTP, sockets, tokens or faults (that is :mod:`.server`).
+"Get invoice", team entries, hourly usage entries), how they are paged
+(``per_page``/``page``/``cursor``), and the endpoints with their routing table, as
+functions of (path parameters, query, path) -> (data, pagination). Errors are raised as
+:class:`ApiError`; nothing here knows about HTTP, sockets, tokens, faults or clocks (that
+is :mod:`.server`: the time of a request is passed in).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 import re
 import zlib
 from collections.abc import Callable, Iterable, Mapping
@@ -21,6 +23,7 @@ from urllib.parse import unquote
 
 from exporter.simulator.org import (
     BYOC_DIMENSIONS,
+    HOUR,
     PAAS_DIMENSIONS,
     RESOURCE_TYPES,
     Invoice,
@@ -32,6 +35,7 @@ from exporter.simulator.org import (
     Project,
     Resource,
     Team,
+    UsageRates,
     _add,
     _Aggregates,
     _sum,
@@ -200,6 +204,55 @@ def _project_entry(
     return entry
 
 
+def usage_hours(
+    since: int, now: float, start: float | None = None, end: float | None = None
+) -> list[int]:
+    """Starts of the usage hours to answer, newest first: ``since + k * 3600`` (``since``
+    is the newest invoice's ``period.end``) for every hour that has ended by ``now``
+    (start + 3600 <= now) and starts in [``start``, ``end``)."""
+    first = 0 if start is None else max(0, math.ceil((start - since) / HOUR))
+    stop = max(0, math.floor((now - since) / HOUR))  # hours ended by now
+    if end is not None:
+        stop = min(stop, math.ceil((end - since) / HOUR))
+    return list(range(since + (stop - 1) * HOUR, since + first * HOUR - 1, -HOUR))
+
+
+def usage_entries(hours: Iterable[int], rates: UsageRates, team_id: str | None) -> list[Json]:
+    """The ``data.usage`` entries of these hours: the organisation's PaaS and BYOC
+    usage, or with ``team_id`` the team's PaaS usage only (BYOC has no team share)."""
+    entries = []
+    for hour in hours:
+        if team_id is not None:
+            entries.append(
+                {
+                    "timestamp": hour,
+                    "paasUsage": {"price": price_json(rates.team_hour(team_id, hour))},
+                }
+            )
+            continue
+        entry: Json = {"timestamp": hour, "paasUsage": {"price": price_json(rates.paas_hour(hour))}}
+        if rates.byoc is not None:
+            entry["byocUsage"] = {"price": price_json(rates.byoc, BYOC_DIMENSIONS)}
+        entries.append(entry)
+    return entries
+
+
+def usage_view(
+    org: Organisation,
+    *,
+    now: float,
+    start: float | None = None,
+    end: float | None = None,
+    team_id: str | None = None,
+) -> list[Json]:
+    """The whole (unpaged) ``data.usage`` at time ``now``: see :func:`usage_hours`."""
+    if team_id is not None and all(team.id != team_id for team in org.teams):
+        raise ApiError(404, f"Team {team_id} not found")
+    invoice = org.newest_invoice()
+    hours = usage_hours(invoice.period_end, now, start, end)
+    return usage_entries(hours, org.usage_rates(invoice), team_id)
+
+
 def team_json(team: Team) -> Json:
     return {
         "id": team.id,
@@ -264,6 +317,20 @@ def _positive_int(text: str, name: str) -> int:
     return value
 
 
+def _timestamp(query: Mapping[str, str], name: str) -> float | None:
+    """A Unix-seconds query parameter; None when absent or empty, 400 when not a number."""
+    text = query.get(name)
+    if not text:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise ApiError(400, f"Invalid {name}: not a number") from None
+    if not math.isfinite(value):
+        raise ApiError(400, f"Invalid {name}: not a number")
+    return value
+
+
 def _encode_cursor(offset: int, scope: str) -> str:
     raw = json.dumps({"o": offset, "s": scope}, separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
@@ -304,10 +371,11 @@ Handler = Callable[["_Api", dict[str, str], dict[str, str], str], tuple[Json, Js
 class _Api:
     """The endpoints, as functions of (path parameters, query, path) -> (data, pagination)."""
 
-    def __init__(self, org: Organisation, page_size: int, max_page_size: int) -> None:
+    def __init__(self, org: Organisation, page_size: int, max_page_size: int, now: float) -> None:
         self.org = org
         self.page_size = page_size
         self.max_page_size = max_page_size
+        self.now = now  # the simulator's clock at this request (which usage hours ended)
 
     def list_invoices(
         self, params: dict[str, str], query: dict[str, str], path: str
@@ -348,6 +416,19 @@ class _Api:
         teams = [team_json(team) for team in self.org.teams]
         return {"teams": teams}, paginate(teams, offset, size, scope)
 
+    def list_usage(
+        self, params: dict[str, str], query: dict[str, str], path: str
+    ) -> tuple[Json, Json | None]:
+        team_id = self._team(params["team"]).id if "team" in params else None
+        start, end = _timestamp(query, "startTime"), _timestamp(query, "endTime")
+        scope = _scope(path, query)
+        offset, size = page_window(query, self.page_size, scope, self.max_page_size)
+        invoice = self.org.newest_invoice()
+        hours = usage_hours(invoice.period_end, self.now, start, end)
+        pagination = paginate(hours, offset, size, scope)  # only this page's hours are summed
+        usage = usage_entries(hours, self.org.usage_rates(invoice), team_id)
+        return {"usage": usage}, pagination
+
     def _team(self, team_id: str) -> Team:
         for team in self.org.teams:
             if team.id == team_id:
@@ -364,9 +445,8 @@ _ROUTES: list[tuple[re.Pattern[str], Handler]] = [
         _Api.get_invoice,
     ),
     (re.compile(r"/v1/teams/?"), _Api.list_teams),
-    # Reserved: GET /v1/billing/usage and /v1/teams/{teamId}/billing/usage (hourly usage,
-    # data.usage[]{timestamp, paasUsage.price, byocUsage.price}, startTime/endTime,
-    # paginated) go here, with their view builder beside invoice_view above.
+    (re.compile(r"/v1/billing/usage/?"), _Api.list_usage),
+    (re.compile(r"/v1/teams/(?P<team>[^/]+)/billing/usage/?"), _Api.list_usage),
 ]
 
 
