@@ -4,7 +4,8 @@ A ``ThreadingHTTPServer`` on loopback whose handler checks the bearer token, spe
 per-token rate-limit window (``x-ratelimit-*`` headers, 429), applies the injected
 :class:`Faults` (errors, hangs, malformed bodies, latency), records every request
 (:class:`RequestRecord`) and otherwise answers from the routes of :mod:`.views` in the
-API's envelopes. ``main()`` is ``python -m exporter.simulator``.
+API's envelopes. Its ``clock`` (``time.time`` or a :class:`ManualClock`) says which usage
+hours have ended. ``main()`` is ``python -m exporter.simulator``.
 """
 
 from __future__ import annotations
@@ -149,6 +150,25 @@ class RequestRecord:
     status: int | None = None
 
 
+class ManualClock:
+    """A clock tests move by hand: ``Simulator(org, clock=ManualClock(t))``, then
+    ``clock.advance(3600)``. Calling it returns ``now`` (Unix seconds)."""
+
+    def __init__(self, start: float) -> None:
+        self.now = float(start)
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> float:
+        """Move ``now`` on by ``seconds``; return the new ``now``."""
+        self.now += seconds
+        return self.now
+
+    def __repr__(self) -> str:
+        return f"ManualClock({self.now!r})"
+
+
 # --------------------------------------------------------------------------------------
 # HTTP
 # --------------------------------------------------------------------------------------
@@ -274,7 +294,12 @@ class _Window:
 
 
 class Simulator:
-    """The fake API server. ``start()`` it (or use ``with``), read ``url``, ``stop()``."""
+    """The fake API server. ``start()`` it (or use ``with``), read ``url``, ``stop()``.
+
+    ``clock`` (Unix seconds; a public attribute, replaceable at any time) is the time the
+    usage endpoints see: only hours that ended by it are answered. The rate-limit window
+    runs on ``time.monotonic()`` whatever the clock.
+    """
 
     def __init__(
         self,
@@ -289,6 +314,7 @@ class Simulator:
         rate_window_seconds: float = 3600,
         retry_after_on_429: bool = True,
         forbidden_tokens: Iterable[str] = (),
+        clock: Callable[[], float] = time.time,
     ) -> None:
         if page_size < 1:
             raise ValueError("page_size must be at least 1")
@@ -302,6 +328,7 @@ class Simulator:
         self.rate_limit = rate_limit
         self.rate_window_seconds = rate_window_seconds
         self.retry_after_on_429 = retry_after_on_429
+        self.clock = clock
         self.faults = Faults()
         self._lock = threading.Lock()
         self._requests: list[RequestRecord] = []
@@ -456,10 +483,9 @@ class Simulator:
                 return response
             self._authorize(authorization)
             handler, params = _route(path)
+            api = _Api(self.org, self.page_size, self.max_page_size, now=self.clock())
             with self.org.lock:
-                data, pagination = handler(
-                    _Api(self.org, self.page_size, self.max_page_size), params, query, path
-                )
+                data, pagination = handler(api, params, query, path)
         except ApiError as error:
             return _error_response(error.status, error.message)
         document: Json = {"data": data}
