@@ -231,6 +231,7 @@ class Client:
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
         self._deadline = float("inf")
         self._hold_until = 0.0  # the API said: no request before this (monotonic)
+        self._last_reset_at: float | None = None  # the rate-limit window's reset, last seen
         self.stats = ApiStats()
 
     async def aclose(self) -> None:
@@ -331,16 +332,27 @@ class Client:
             )
         await self._sleep(wait)
 
+    def _same_window(self, reset_at: float | None) -> bool:
+        """True when ``reset_at`` is the reset of the window seen last (within 2 s)."""
+        last = self._last_reset_at
+        return reset_at is not None and last is not None and abs(reset_at - last) <= 2.0
+
     def _record(self, endpoint: str, response: httpx.Response) -> None:
         now = self._clock()
         self.stats.requests[(endpoint, str(response.status_code))] += 1
         remaining = _float_header(response, "x-ratelimit-remaining")
         reset = _float_header(response, "x-ratelimit-reset")
+        reset_at = None if reset is None else now + reset
         if remaining is not None:
+            # Answers to concurrent requests arrive in any order: within one window the
+            # smallest count is the latest truth; a later reset time starts a new window.
+            if self._same_window(reset_at) and self.stats.ratelimit_remaining is not None:
+                remaining = min(remaining, self.stats.ratelimit_remaining)
             self.stats.ratelimit_remaining = remaining
+            self._last_reset_at = reset_at
         if response.is_success:
             self.stats.window_remaining = remaining
-            self.stats.window_reset_at = None if reset is None else now + reset
+            self.stats.window_reset_at = reset_at
         hold = parse_retry_after(response.headers.get("retry-after"))
         if hold is None and response.status_code == 429:
             hold = reset

@@ -45,6 +45,7 @@ def accepts_gzip(accept_encoding: str) -> bool:
 class _Handler(BaseHTTPRequestHandler):
     server: MetricsServer
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
     timeout = 30  # seconds a kept-alive connection may idle
     routes: ClassVar[dict[str, str]] = {
         "/metrics": "_metrics",

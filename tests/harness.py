@@ -81,9 +81,10 @@ class Exporter:
         env: Mapping[str, str] | None = None,
         verify: ssl.SSLContext | None = None,
         auth: tuple[str, str] | None = None,
+        port: int | None = None,
     ) -> None:
         """``verify``: the exporter serves TLS; trust this context. ``auth``: basic auth."""
-        self.port = free_port()
+        self.port = port or free_port()
         self.url = f"{'https' if verify else 'http'}://127.0.0.1:{self.port}"
         self._log: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 - closed in stop()
         full_env = {

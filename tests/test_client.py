@@ -358,3 +358,22 @@ def test_token_is_not_in_error_messages() -> None:
         run_client(handler, get_invoice)
     assert "secret-token" not in str(caught.value)
     assert "secret-token" not in json.dumps(caught.value.args)
+
+
+def test_ratelimit_remaining_is_the_smallest_within_a_window() -> None:
+    def answer(remaining: int, reset: int) -> httpx.Response:
+        headers = {"x-ratelimit-remaining": str(remaining), "x-ratelimit-reset": str(reset)}
+        return httpx.Response(200, json={"data": INVOICE}, headers=headers)
+
+    # answers of one window arriving out of order, then a new window
+    handler, _ = sequence(answer(5, 100), answer(7, 100), answer(999, 3600))
+
+    async def calls(client: Client) -> list[float | None]:
+        seen = []
+        for _ in range(3):
+            await client.get_invoice("inv-1")
+            seen.append(client.stats.ratelimit_remaining)
+        return seen
+
+    seen, _ = run_client(handler, calls)
+    assert seen == [5, 5, 999]
