@@ -18,6 +18,7 @@ import pytest
 from exporter import models
 from exporter.exposition import Health, cost_families, own_families, render
 from exporter.snapshot import build
+from exporter.unbilled import advance
 
 GOLDEN = Path(__file__).parent / "golden"
 
@@ -105,10 +106,23 @@ def small_exposition() -> bytes:
     invoice = models.Invoice.model_validate(UNFILTERED)
     team_a = models.Invoice.model_validate(TEAM_A).teams[0]
     web = models.Invoice.model_validate(PROJECT_A_WEB).teams[0].projects[0]  # type: ignore[index]
+    hour = models.UsageEntry.model_validate(
+        {
+            "timestamp": 1761955200,
+            "paasUsage": {"price": {"total": 250, "cpu": 200, "memory": 50}},
+            "byocUsage": {"price": {"total": 100, "vcpu": 100}},
+        }
+    )
+    team_hour = models.UsageEntry.model_validate(
+        {"timestamp": 1761955200, "paasUsage": {"price": {"total": 150, "cpu": 150}}}
+    )
+    window = advance(None, "inv-1", 1761955200, [hour], {"team-a": [team_hour]})
     snapshot = build(
         invoice,
         team_answers={"team-a": team_a},
         project_answers={("team-a", "web"): web},
+        window=window,
+        budgets={"team-a": 500, "*": 100.5, "team-gone": 1},
     )
     return render([*cost_families(snapshot), *own_families(HEALTH)]).text.plain
 
