@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
-import json
 import math
 import random
 import time
@@ -20,6 +19,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
+from urllib.parse import quote
 
 import httpx
 from pydantic import BaseModel, ValidationError
@@ -148,12 +148,20 @@ def _float_header(response: httpx.Response, name: str) -> float | None:
         return None
 
 
+def segment(value: str) -> str:
+    """An ID as one URL path segment: percent-encoded, never ``.`` or ``..``."""
+    quoted = quote(value, safe="")
+    return quoted.replace(".", "%2E") if quoted in (".", "..") else quoted
+
+
 # --------------------------------------------------------------------------- paging
 
 
-def _key(item: object) -> object:
+def _key(item: object) -> str | None:
+    """What identifies an array entry across pages: its ``id`` or ``resourceType``."""
     if isinstance(item, dict):
-        return item.get("id", item.get("resourceType"))
+        key = item.get("id", item.get("resourceType"))
+        return key if isinstance(key, str) else None
     return None
 
 
@@ -257,13 +265,17 @@ class Client:
         self, invoice_id: str, *, team_id: str | None = None, project_id: str | None = None
     ) -> Invoice:
         params = {"teamId": team_id, "projectId": project_id}
-        path = f"/v1/billing/invoices/{invoice_id}"
+        path = f"/v1/billing/invoices/{segment(invoice_id)}"
         data = await self._get_all("get_invoice", path, params)
         return _parse(Invoice, data, "get_invoice")
 
     async def list_usage(self, start: float, *, team_id: str | None = None) -> list[UsageEntry]:
         """Whole hours of usage from ``start`` (inclusive), org-wide or one team's."""
-        path = f"/v1/teams/{team_id}/billing/usage" if team_id else "/v1/billing/usage"
+        path = (
+            f"/v1/teams/{segment(team_id)}/billing/usage"
+            if team_id is not None
+            else "/v1/billing/usage"
+        )
         data = await self._get_all("list_usage", path, {"startTime": str(int(start))})
         return _parse(UsageList, data, "list_usage").usage
 
@@ -369,7 +381,7 @@ def _after_attempts(error: ApiError, attempts: int) -> ApiError:
 def _envelope(endpoint: str, response: httpx.Response) -> tuple[JSON, Pagination]:
     try:
         body = response.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # not JSON, bad UTF-8, 4300+ digits, deep nesting
         kind = response.headers.get("content-type", "no content type")
         raise InvalidResponseError(
             endpoint, f"HTTP {response.status_code} body is not JSON ({kind})"

@@ -9,9 +9,32 @@ unless ``NORTHFLANK_AMOUNT_UNIT=major``); conversion happens in ``snapshot``.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from collections.abc import Callable, Sequence
+from typing import Annotated, TypeVar
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 Amount = float
+T = TypeVar("T")
+
+
+def _encodable(value: str) -> str:
+    """A string that can go into a label or a URL: no lone surrogates (``"\\ud800"``)."""
+    value.encode("utf-8")  # UnicodeEncodeError is a ValueError: the answer is invalid
+    return value
+
+
+Text = Annotated[str, AfterValidator(_encodable)]
+Id = Annotated[str, Field(min_length=1), AfterValidator(_encodable)]
+
+
+def _unique(items: Sequence[T] | None, key: Callable[[T], str], what: str) -> None:
+    """Two entries with one ID would be one series twice: refuse the answer."""
+    seen: set[str] = set()
+    for item in items or ():
+        if key(item) in seen:
+            raise ValueError(f"{what} {key(item)!r} appears twice")
+        seen.add(key(item))
 
 
 class _Model(BaseModel):
@@ -35,29 +58,47 @@ class ByocPrice(_Model):
 
 
 class Resource(_Model):
-    id: str
-    name: str | None = None
+    id: Id
+    name: Text | None = None
     price: PaasPrice | None = None
 
 
 class ResourceType(_Model):
-    resource_type: str = Field(alias="resourceType")
+    resource_type: Id = Field(alias="resourceType")
     price: PaasPrice | None = None
     resources: list[Resource] | None = None
 
+    @field_validator("resources")
+    @classmethod
+    def _unique_resources(cls, value: list[Resource] | None) -> list[Resource] | None:
+        _unique(value, lambda res: res.id, "resource")
+        return value
+
 
 class Project(_Model):
-    id: str
-    name: str | None = None
+    id: Id
+    name: Text | None = None
     price: PaasPrice | None = None
     resource_types: list[ResourceType] | None = Field(default=None, alias="resourceTypes")
 
+    @field_validator("resource_types")
+    @classmethod
+    def _unique_types(cls, value: list[ResourceType] | None) -> list[ResourceType] | None:
+        _unique(value, lambda kind: kind.resource_type, "resource type")
+        return value
+
 
 class Team(_Model):
-    id: str
-    name: str | None = None
+    id: Id
+    name: Text | None = None
     price: PaasPrice | None = None
     projects: list[Project] | None = None
+
+    @field_validator("projects")
+    @classmethod
+    def _unique_projects(cls, value: list[Project] | None) -> list[Project] | None:
+        _unique(value, lambda project: project.id, "project")
+        return value
 
 
 class Period(_Model):
@@ -69,13 +110,19 @@ class PaasUsage(_Model):
     price: PaasPrice | None = None
     teams: list[Team] = Field(default_factory=list)
 
+    @field_validator("teams")
+    @classmethod
+    def _unique_teams(cls, value: list[Team]) -> list[Team]:
+        _unique(value, lambda team: team.id, "team")
+        return value
+
 
 class ByocUsage(_Model):
     price: ByocPrice | None = None
 
 
 class LineItem(_Model):
-    title: str | None = None
+    title: Text | None = None
     total: Amount | None = None
     base: Amount | None = None
     proration: Amount | None = None
@@ -93,9 +140,9 @@ class Tax(_Model):
 class Invoice(_Model):
     """``data`` of ``GET /v1/billing/invoices/{invoiceId}``."""
 
-    id: str
+    id: Id
     period: Period | None = None
-    currency: str | None = None
+    currency: Text | None = None
     byoc_usage: ByocUsage | None = Field(default=None, alias="byocUsage")
     paas_usage: PaasUsage | None = Field(default=None, alias="paasUsage")
     line_items: list[LineItem] | None = Field(default=None, alias="lineItems")
@@ -113,9 +160,9 @@ class Invoice(_Model):
 class InvoiceSummary(_Model):
     """One entry of ``GET /v1/billing/invoices``."""
 
-    id: str
+    id: Id
     period: Period | None = None
-    currency: str | None = None
+    currency: Text | None = None
 
 
 class InvoiceList(_Model):

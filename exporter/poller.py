@@ -109,6 +109,7 @@ async def read_invoice(
         amount_unit=settings.amount_unit,
         window=new_window,
         budgets=settings.budgets,
+        depth=settings.depth,
     )
     return PollResult(snapshot, new_window, frozenset(team.id for team in invoice.teams))
 

@@ -130,6 +130,7 @@ def build(
     amount_unit: str = "cents",
     window: Window | None = None,
     budgets: Mapping[str, float] | None = None,
+    depth: str = "resource",
 ) -> Snapshot:
     """Assemble a snapshot from the answers of one poll.
 
@@ -137,6 +138,7 @@ def build(
     ``project_answers`` maps (team ID, project ID) to the project as the ``projectId``
     answer shows it. ``teams`` restricts the team families to these IDs. ``window`` is
     the unbilled usage summed so far; ``budgets`` the teams' budgets (``*``: the rest).
+    At ``depth`` ``team`` no projects are kept, even those a one-team answer holds.
     """
     scale = Scale(amount_unit)
     wanted = set(teams) if teams else None
