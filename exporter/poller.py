@@ -21,7 +21,14 @@ from dataclasses import dataclass
 
 from exporter import __version__, models
 from exporter.client import ApiError, ApiTimeoutError, Client, InvalidResponseError
-from exporter.exposition import Exposition, Health, cost_families, own_families, render
+from exporter.exposition import (
+    Exposition,
+    Family,
+    Health,
+    cost_families,
+    own_families,
+    render,
+)
 from exporter.settings import Settings
 from exporter.snapshot import Snapshot, build
 from exporter.unbilled import Window, advance, restart_if_needed
@@ -161,6 +168,7 @@ class Poller:
         self._clock = clock
         self._snapshot: Snapshot | None = None
         self._window: Window | None = None
+        self._families: list[Family] = []  # the snapshot's cost families, rendered per poll
         self._warned_budgets: frozenset[str] = frozenset()
         self._errors: Counter[str] = Counter()
         self._up = False
@@ -182,6 +190,7 @@ class Poller:
         try:
             async with asyncio.timeout(POLL_DEADLINE_SECONDS):
                 result = await read_invoice(self._client, self._settings, self._window)
+            families = cost_families(result.snapshot)  # once per poll, kept until the next
         except TimeoutError:
             error = ApiTimeoutError("poll", f"gave up after {POLL_DEADLINE_SECONDS:.0f} s")
         except Exception as exc:
@@ -195,6 +204,7 @@ class Poller:
         if error is None:
             snapshot = result.snapshot
             self._snapshot, self._up, self._last_success = snapshot, True, self._last_poll
+            self._families = families
             self._window = result.window
             self._warn_unknown_budgets(result.invoice_teams)
             self._poll_cost = spent
@@ -238,8 +248,7 @@ class Poller:
             api_requests=dict(stats.requests),
             ratelimit_remaining=stats.ratelimit_remaining,
         )
-        families = cost_families(self._snapshot) if self._snapshot else []
-        exposition = render([*families, *own_families(health)])
+        exposition = render([*self._families, *own_families(health)])
         self._publish(
             Published(
                 exposition=exposition,
@@ -268,6 +277,7 @@ class Poller:
             extra={"fields": {"result": "stale"}},
         )
         self._snapshot = None
+        self._families = []
         self._render()
 
     # ----------------------------------------------------------------- the loop
