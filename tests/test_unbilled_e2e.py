@@ -1,0 +1,156 @@
+"""Unbilled spend and budgets, end to end: the exporter process against the simulator.
+
+The simulator's clock is a ManualClock, so the test decides which hours have ended.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from exporter.simulator import ManualClock, Simulator, generate_organisation
+from tests.harness import Exporter, Scrape, wait_for
+
+TOKEN = "unbilled-token"
+HOUR = 3600
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock(0)
+
+
+@pytest.fixture
+def sim(clock: ManualClock) -> Iterator[Simulator]:
+    org = generate_organisation(teams=3, projects_per_team=2)
+    clock.now = org.newest_invoice().period_end + 2.5 * HOUR  # two whole hours so far
+    with Simulator(org, token=TOKEN, clock=clock) as simulator:
+        yield simulator
+
+
+def env(sim: Simulator, **extra: str) -> dict[str, str]:
+    return {
+        "NORTHFLANK_API_URL": sim.url,
+        "NORTHFLANK_API_TOKEN": TOKEN,
+        "NORTHFLANK_POLL_INTERVAL_SECONDS": "1",
+        "NORTHFLANK_REQUEST_BUDGET_PER_HOUR": "1000000",
+        "NORTHFLANK_DEPTH": "team",
+        **{f"NORTHFLANK_{key.upper()}": value for key, value in extra.items()},
+    }
+
+
+def sums(sim: Simulator, team_id: str | None = None) -> float:
+    hours = sim.org.render_usage(now=sim.clock(), team_id=team_id)
+    total = 0
+    for entry in hours:
+        total += entry["paasUsage"]["price"]["total"]
+        if team_id is None and "byocUsage" in entry:
+            total += entry["byocUsage"]["price"]["total"]
+    return total / 100
+
+
+def usage_calls(sim: Simulator) -> list[tuple[str, str]]:
+    return [
+        (record.path, record.query.get("startTime", ""))
+        for record in sim.requests
+        if record.path.endswith("/billing/usage")
+    ]
+
+
+def unbilled(scrape: Scrape) -> float | None:
+    return scrape.get("northflank_unbilled_cost", currency="usd")
+
+
+def test_only_new_hours_are_asked_for_and_sums_match(sim: Simulator, clock: ManualClock) -> None:
+    since = sim.org.newest_invoice().period_end
+    with Exporter(env=env(sim)) as exporter:
+        first = exporter.wait_ready()
+        assert unbilled(first) == pytest.approx(sums(sim))
+        assert first.get("northflank_unbilled_since_timestamp_seconds") == since
+        assert first.get("northflank_unbilled_through_timestamp_seconds") == since + 2 * HOUR
+        for team in ("team-1", "team-2", "team-3"):
+            [value] = [
+                v
+                for labels, v in first.family("northflank_team_unbilled_cost").items()
+                if ("team", team) in labels
+            ]
+            assert value == pytest.approx(sums(sim, team))
+        first_calls = usage_calls(sim)
+        assert len(first_calls) >= 4  # the first poll: org-wide and three teams, from since
+        assert {start for _, start in first_calls[:4]} == {str(int(since))}
+
+        sim.clear_requests()
+        clock.advance(3 * HOUR)  # three more hours end
+        later = exporter.wait_metric(
+            "northflank_unbilled_through_timestamp_seconds", lambda v: v == since + 5 * HOUR
+        )
+        assert unbilled(later) == pytest.approx(sums(sim))
+        # every usage call after the first poll starts where the last one ended
+        starts = {start for _, start in usage_calls(sim)}
+        assert starts <= {str(int(since + 2 * HOUR)), str(int(since + 5 * HOUR))}
+        assert str(int(since)) not in starts
+
+
+def test_a_new_invoice_restarts_the_window(sim: Simulator, clock: ManualClock) -> None:
+    old_end = sim.org.newest_invoice().period_end
+    with Exporter(env=env(sim)) as exporter:
+        exporter.wait_ready()
+        new_end = old_end + 2 * HOUR
+        sim.org.close_period(new_end)
+        clock.advance(HOUR)  # now new_end + 1.5 h: one whole hour in the new window
+        scrape = exporter.wait_metric(
+            "northflank_unbilled_since_timestamp_seconds", lambda v: v == new_end
+        )
+        scrape = exporter.wait_metric(
+            "northflank_unbilled_through_timestamp_seconds", lambda v: v == new_end + HOUR
+        )
+        assert unbilled(scrape) == pytest.approx(sums(sim))
+        info = scrape.family("northflank_invoice_info")
+        assert [dict(labels)["invoice_id"] for labels in info] == [sim.org.newest_invoice().id]
+
+
+def test_before_any_hour_has_ended_the_families_are_zero(
+    sim: Simulator, clock: ManualClock
+) -> None:
+    clock.now = sim.org.newest_invoice().period_end + 0.5 * HOUR
+    with Exporter(env=env(sim)) as exporter:
+        scrape = exporter.wait_ready()
+    since = sim.org.newest_invoice().period_end
+    assert unbilled(scrape) == 0
+    assert scrape.get("northflank_unbilled_through_timestamp_seconds") == since
+    assert scrape.get("northflank_unbilled_since_timestamp_seconds") == since
+    assert set(scrape.family("northflank_team_unbilled_cost").values()) == {0}
+
+
+def test_unbilled_off_makes_no_usage_calls(sim: Simulator) -> None:
+    with Exporter(env=env(sim, unbilled="false")) as exporter:
+        scrape = exporter.wait_ready()
+    assert usage_calls(sim) == []
+    assert unbilled(scrape) is None
+    assert scrape.family("northflank_team_unbilled_cost") == {}
+
+
+def test_budgets_for_polled_teams_and_a_warning_for_unknown_ones(sim: Simulator) -> None:
+    budgets = "team-1=500, ghost-team=10, *=250.5"
+    with Exporter(env=env(sim, budgets=budgets, unbilled="false", teams="team-1,team-2")) as exp:
+        scrape = exp.wait_ready()
+        wait_for(lambda: "ghost-team" in exp.logs())
+        exp.wait_metric("northflank_up", lambda v: v == 1)
+        logs = exp.logs()
+    budget = {
+        dict(labels)["team"]: v for labels, v in scrape.family("northflank_team_budget").items()
+    }
+    assert budget == {"team-1": 500, "team-2": 250.5}  # team-3 is not polled, ghost not listed
+    assert logs.count("names teams the invoice does not list: ghost-team") == 1  # once
+
+
+def test_budget_goes_stale_with_the_figures(sim: Simulator) -> None:
+    environment = env(sim, budgets="*=100", max_staleness_seconds="2", poll_interval_seconds="60")
+    with Exporter(env=environment) as exporter:
+        assert exporter.wait_ready().family("northflank_team_budget")
+        scrape = exporter.wait_metric(
+            "northflank_invoice_amount", lambda v: v is None, currency="usd"
+        )
+    assert scrape.family("northflank_team_budget") == {}
+    assert scrape.family("northflank_unbilled_cost") == {}
