@@ -45,6 +45,22 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 15.0, interval: floa
     raise AssertionError(f"timed out after {timeout} s waiting for {predicate}: {last_error}")
 
 
+def api_env(url: str, token: str, **settings: str) -> dict[str, str]:
+    """The exporter's environment for a test API: fast polls, no budget stretching.
+
+    ``settings`` are further settings by field name: ``api_env(url, t, depth="team")``.
+    """
+    env = {
+        "NORTHFLANK_API_URL": url,
+        "NORTHFLANK_API_TOKEN": token,
+        "NORTHFLANK_POLL_INTERVAL_SECONDS": "1",
+        "NORTHFLANK_REQUEST_BUDGET_PER_HOUR": "1000000",
+        "NORTHFLANK_REQUEST_TIMEOUT_SECONDS": "1",
+    }
+    env.update({f"NORTHFLANK_{name.upper()}": value for name, value in settings.items()})
+    return env
+
+
 @dataclass(frozen=True)
 class Scrape:
     """One /metrics answer: samples by (name, labels)."""

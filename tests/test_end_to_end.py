@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from exporter.simulator import ManualClock, Simulator, generate_organisation
-from tests.harness import Exporter, Scrape, parse_exposition, wait_for
+from tests.harness import Exporter, Scrape, api_env, parse_exposition, wait_for
 
 TOKEN = "sim-secret-token-4711"
 PAAS = {"cpu": "cpu", "memory": "memory", "storage": "storage", "gpu": "gpu"}
@@ -35,15 +35,7 @@ def sim() -> Iterator[Simulator]:
 
 
 def exporter_env(sim: Simulator, **overrides: str) -> dict[str, str]:
-    env = {
-        "NORTHFLANK_API_URL": sim.url,
-        "NORTHFLANK_API_TOKEN": TOKEN,
-        "NORTHFLANK_POLL_INTERVAL_SECONDS": "1",
-        "NORTHFLANK_REQUEST_BUDGET_PER_HOUR": "1000000",
-        "NORTHFLANK_REQUEST_TIMEOUT_SECONDS": "1",
-    }
-    env.update({f"NORTHFLANK_{key.upper()}": value for key, value in overrides.items()})
-    return env
+    return api_env(sim.url, TOKEN, **overrides)
 
 
 def run_once(sim: Simulator, **overrides: str) -> subprocess.CompletedProcess[str]:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import pytest
 
 from exporter.simulator import Simulator, generate_organisation
-from tests.harness import Exporter, Scrape, free_port
+from tests.harness import Exporter, Scrape, api_env, free_port
 
 TOKEN = "fault-matrix-token-0042"
 
@@ -108,13 +108,7 @@ def sim() -> Iterator[Simulator]:
 
 
 def env(sim: Simulator) -> dict[str, str]:
-    return {
-        "NORTHFLANK_API_URL": sim.url,
-        "NORTHFLANK_API_TOKEN": TOKEN,
-        "NORTHFLANK_POLL_INTERVAL_SECONDS": "1",
-        "NORTHFLANK_REQUEST_BUDGET_PER_HOUR": "1000000",
-        "NORTHFLANK_REQUEST_TIMEOUT_SECONDS": "1",
-    }
+    return api_env(sim.url, TOKEN)
 
 
 OWN = (

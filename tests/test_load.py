@@ -25,7 +25,7 @@ from exporter.client import Client
 from exporter.poller import Poller, Published
 from exporter.settings import Settings
 from exporter.simulator import ManualClock, Simulator, generate_organisation
-from tests.harness import Exporter, Scrape, parse_exposition
+from tests.harness import Exporter, Scrape, api_env, parse_exposition
 
 TOKEN = "load-test-token"
 SCRAPERS = 12
@@ -125,12 +125,7 @@ def slow_reader(port: int, stop: threading.Event, results: list[Any]) -> None:
 
 def test_scrapes_under_load_are_whole_and_consistent(sim: Simulator) -> None:
     generations = bump_generation_on_each_poll(sim)
-    env = {
-        "NORTHFLANK_API_URL": sim.url,
-        "NORTHFLANK_API_TOKEN": TOKEN,
-        "NORTHFLANK_POLL_INTERVAL_SECONDS": "1",
-        "NORTHFLANK_REQUEST_BUDGET_PER_HOUR": "1000000",
-    }
+    env = api_env(sim.url, TOKEN, request_timeout_seconds="5")
     results: list[Any] = []
     stop = threading.Event()
     with Exporter(env=env) as exporter:
@@ -160,13 +155,7 @@ def test_scrapes_under_load_are_whole_and_consistent(sim: Simulator) -> None:
 
 
 def test_sigterm_during_scrapes_and_a_poll_exits_0_within_2_s(sim: Simulator) -> None:
-    env = {
-        "NORTHFLANK_API_URL": sim.url,
-        "NORTHFLANK_API_TOKEN": TOKEN,
-        "NORTHFLANK_POLL_INTERVAL_SECONDS": "1",
-        "NORTHFLANK_REQUEST_BUDGET_PER_HOUR": "1000000",
-        "NORTHFLANK_REQUEST_TIMEOUT_SECONDS": "30",
-    }
+    env = api_env(sim.url, TOKEN, request_timeout_seconds="30")
     results: list[Any] = []
     stop = threading.Event()
     with Exporter(env=env) as exporter:

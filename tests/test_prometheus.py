@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from exporter.simulator import Simulator, generate_organisation
-from tests.harness import Exporter, free_port, wait_for
+from tests.harness import Exporter, api_env, free_port, wait_for
 from tests.promserver import PrometheusServer, static_job
 
 TOKEN = "prom-e2e-token"
@@ -25,12 +25,7 @@ def sim() -> Iterator[Simulator]:
 
 
 def exporter_env(sim: Simulator) -> dict[str, str]:
-    return {
-        "NORTHFLANK_API_URL": sim.url,
-        "NORTHFLANK_API_TOKEN": TOKEN,
-        "NORTHFLANK_POLL_INTERVAL_SECONDS": "1",
-        "NORTHFLANK_REQUEST_BUDGET_PER_HOUR": "1000000",
-    }
+    return api_env(sim.url, TOKEN, request_timeout_seconds="5")
 
 
 def by_labels(result: list[dict], *names: str) -> dict[tuple[str, ...], float]:  # type: ignore[type-arg]

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from exporter.simulator import ManualClock, Simulator, generate_organisation
-from tests.harness import Exporter, Scrape, wait_for
+from tests.harness import Exporter, Scrape, api_env, wait_for
 
 TOKEN = "unbilled-token"
 HOUR = 3600
@@ -30,14 +30,7 @@ def sim(clock: ManualClock) -> Iterator[Simulator]:
 
 
 def env(sim: Simulator, **extra: str) -> dict[str, str]:
-    return {
-        "NORTHFLANK_API_URL": sim.url,
-        "NORTHFLANK_API_TOKEN": TOKEN,
-        "NORTHFLANK_POLL_INTERVAL_SECONDS": "1",
-        "NORTHFLANK_REQUEST_BUDGET_PER_HOUR": "1000000",
-        "NORTHFLANK_DEPTH": "team",
-        **{f"NORTHFLANK_{key.upper()}": value for key, value in extra.items()},
-    }
+    return api_env(sim.url, TOKEN, **{"depth": "team", **extra})
 
 
 def sums(sim: Simulator, team_id: str | None = None) -> float:

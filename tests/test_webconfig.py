@@ -15,7 +15,7 @@ import pytest
 
 from exporter.simulator import Simulator, generate_organisation
 from exporter.webconfig import WebConfigError, load
-from tests.harness import Exporter, wait_for
+from tests.harness import Exporter, api_env, wait_for
 
 TOKEN = "sim-token-for-web"
 PASSWORD = "s3cret pass"
@@ -107,13 +107,7 @@ def sim() -> Iterator[Simulator]:
 
 
 def env_for(sim: Simulator, config: Path) -> dict[str, str]:
-    return {
-        "NORTHFLANK_API_URL": sim.url,
-        "NORTHFLANK_API_TOKEN": TOKEN,
-        "NORTHFLANK_WEB_CONFIG_FILE": str(config),
-        "NORTHFLANK_REQUEST_BUDGET_PER_HOUR": "100000",
-        "NORTHFLANK_POLL_INTERVAL_SECONDS": "5",
-    }
+    return api_env(sim.url, TOKEN, web_config_file=str(config), poll_interval_seconds="5")
 
 
 # --------------------------------------------------------------------------- the file
