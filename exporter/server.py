@@ -9,8 +9,10 @@ whole by :meth:`MetricsServer.publish`, so a scrape never sees half a poll.
 
 from __future__ import annotations
 
+import email.utils
 import html
 import socket
+import ssl
 import threading
 import time
 from http import HTTPStatus
@@ -40,6 +42,20 @@ def accepts_gzip(accept_encoding: str) -> bool:
             except ValueError:
                 return True
     return False
+
+
+_date = (0, "")  # (Unix second, its HTTP date): one formatdate() a second
+
+
+def http_date() -> str:
+    """The ``Date`` header for now, as BaseHTTPRequestHandler.date_time_string() gives it."""
+    global _date
+    second, text = _date
+    now = int(time.time())
+    if now != second:
+        text = email.utils.formatdate(now, usegmt=True)
+        _date = (now, text)
+    return text
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -85,9 +101,9 @@ class _Handler(BaseHTTPRequestHandler):
         body = published.exposition.openmetrics if openmetrics else published.exposition.text
         ctype = OPENMETRICS_CONTENT_TYPE if openmetrics else TEXT_CONTENT_TYPE
         if accepts_gzip(self.headers.get("Accept-Encoding", "")):
-            self._send(HTTPStatus.OK, body.gzipped, ctype, gzip=True)
+            self._send(HTTPStatus.OK, (body.gzipped,), ctype, gzip=True)
         else:
-            self._send(HTTPStatus.OK, body.plain, ctype)
+            self._send(HTTPStatus.OK, body.parts, ctype)
 
     def _healthy(self) -> None:
         self._send(HTTPStatus.OK, b"OK\n", "text/plain; charset=utf-8")
@@ -106,17 +122,49 @@ class _Handler(BaseHTTPRequestHandler):
         page = index_page(self.server.current)
         self._send(HTTPStatus.OK, page.encode(), "text/html; charset=utf-8")
 
-    def _send(self, status: HTTPStatus, body: bytes, ctype: str, *, gzip: bool = False) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(body)))
-        if gzip:
-            self.send_header("Content-Encoding", "gzip")
-        if self.path.startswith("/metrics"):
-            self.send_header("Vary", "Accept, Accept-Encoding")
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
+    def _send(
+        self,
+        status: HTTPStatus,
+        body: bytes | tuple[bytes, ...],
+        ctype: str,
+        *,
+        gzip: bool = False,
+    ) -> None:
+        """send_response(), send_header() and end_headers() in one string, sent with the body."""
+        parts = (body,) if isinstance(body, bytes) else body
+        length = sum(len(part) for part in parts)
+        self.log_request(status, length)
+        head = b""
+        if self.request_version != "HTTP/0.9":
+            lines = [
+                f"{self.protocol_version} {status.value} {status.phrase}\r\n"
+                f"Server: {self.version_string()}\r\nDate: {http_date()}\r\n"
+                f"Content-Type: {ctype}\r\nContent-Length: {length}\r\n"
+            ]
+            if gzip:
+                lines.append("Content-Encoding: gzip\r\n")
+            if self.path.startswith("/metrics"):
+                lines.append("Vary: Accept, Accept-Encoding\r\n")
+            lines.append("\r\n")
+            head = "".join(lines).encode("latin-1")
+        self._write(head, *(parts if self.command != "HEAD" else ()))
+
+    def _write(self, *parts: bytes) -> None:
+        """Headers and body in one system call where the socket allows it."""
+        sock = self.connection
+        if isinstance(sock, ssl.SSLSocket):  # no sendmsg: one TLS write per part
+            for part in parts:
+                self.wfile.write(part)
+            return
+        views = [memoryview(part) for part in parts if part]
+        while views:
+            sent = sock.sendmsg(views)
+            while sent and views:
+                if sent >= len(views[0]):
+                    sent -= len(views.pop(0))
+                else:
+                    views[0] = views[0][sent:]
+                    sent = 0
 
     def log_message(self, format: str, *args: object) -> None:
         pass  # one log line per poll, not per scrape

@@ -1,0 +1,135 @@
+"""The benchmark runs and its table parses: ``python -m benchmarks.run --quick``.
+
+Only that it works is checked here, never how fast anything is (the figures are the
+benchmark's, in BENCHMARKS.md). The quick run uses a small organisation and one-second
+wrk runs, and takes about 20 seconds. Needs wrk, nginx (nginx-light) and promtool
+(prometheus): scripts/test installs them; a missing one fails the test.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmarks.run import ideal_poll_seconds, minimum_requests, parse_wrk
+
+ROOT = Path(__file__).resolve().parent.parent
+ROWS = (
+    "poll_wall",
+    "poll_wall_pinned",
+    "poll_requests",
+    "poll_requests_pinned",
+    "scrape_gzip",
+    "scrape_identity",
+    "scrape_p99_gzip",
+    "scrape_p99_identity",
+    "reference_gzip",
+    "reference_identity",
+    "cpu_per_poll",
+    "cpu_read",
+    "cpu_render",
+    "peak_rss",
+    "promtool",
+)
+NUMBER = re.compile(r"^[\d,]+(\.\d+)?x?$")
+
+
+def leading_number(cell: str) -> float:
+    """``1,234.5 nginx`` -> 1234.5; fails when the cell does not start with a number."""
+    first = cell.split()[0] if cell.split() else ""
+    assert NUMBER.match(first), f"not a number: {cell!r}"
+    return float(first.rstrip("x").replace(",", ""))
+
+
+@pytest.fixture(scope="module")
+def quick_run() -> str:
+    for tool in ("wrk", "nginx", "promtool"):
+        found = shutil.which(tool) or shutil.which(tool, path="/usr/sbin:/sbin")
+        assert found, f"{tool} is missing: run scripts/test, which installs it"
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks.run", "--quick"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=150,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+def table(output: str) -> dict[str, list[str]]:
+    rows: dict[str, list[str]] = {}
+    for line in output.splitlines():
+        if not line.startswith("| ") or line.startswith("| key "):
+            continue
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        assert len(cells) == 7, line
+        rows[cells[0]] = cells[1:]
+    return rows
+
+
+def test_quick_benchmark_prints_every_row_with_numbers(quick_run: str) -> None:
+    rows = table(quick_run)
+    assert list(rows) == list(ROWS)
+    for key, (_what, ours, reference, ratio, _target, result) in rows.items():
+        assert result in ("met", "MISSED", "info"), (key, result)
+        if key == "promtool":
+            assert ours == "valid", "promtool check metrics failed on the exposition"
+            continue
+        assert leading_number(ours) >= 0, key
+        if reference != "-":
+            assert leading_number(reference) >= 0, key
+        if ratio != "-":
+            assert leading_number(ratio) >= 0, key
+
+
+def test_quick_benchmark_says_how_and_where(quick_run: str) -> None:
+    assert "- command: `python -m benchmarks.run --quick`" in quick_run
+    assert re.search(r"^- date: \d{4}-\d\d-\d\d \d\d:\d\d UTC", quick_run, re.M)
+    assert re.search(r"^- machine: .+, \d+ CPUs, ", quick_run, re.M)
+    assert "nginx serves the same bytes: yes" in quick_run
+    assert re.search(r"prometheus_client server: same [\d,]+ series and values", quick_run)
+    rows = table(quick_run)
+    # requests per poll are counted, not timed: the quick run must meet the minimum
+    assert rows["poll_requests"][1] == "18"
+    assert rows["poll_requests"][2] == "18 minimum"
+    assert rows["poll_requests_pinned"][1] == "17"
+
+
+def test_ideal_and_minimum_follow_the_issue() -> None:
+    # 20 teams x 10 projects: list, invoice, then 220 calls packed 8 at a time (28 rounds)
+    assert ideal_poll_seconds(20, 200, 0.05, 8, pinned=False) == pytest.approx(1.5)
+    assert ideal_poll_seconds(20, 200, 0.05, 8, pinned=True) == pytest.approx(1.45)
+    assert minimum_requests(20, 200, pinned=False) == 222
+    assert minimum_requests(20, 200, pinned=True) == 221
+
+
+def test_wrk_output_is_read() -> None:
+    output = """Running 1s test @ http://127.0.0.1:1/metrics
+  1 threads and 4 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency   627.01us    1.20ms  16.00ms   95.12%
+    Req/Sec     4.10k   200.00     4.50k    70.00%
+  Latency Distribution
+     50%  302.00us
+     75%  500.00us
+     90%    1.00ms
+     99%    5.70ms
+  4100 requests in 1.00s, 1.70GB read
+  Socket errors: connect 0, read 1, write 0, timeout 2
+  Non-2xx or 3xx responses: 3
+Requests/sec:   4070.64
+Transfer/sec:      1.69GB
+"""
+    run = parse_wrk(output)
+    assert run.requests_per_second == pytest.approx(4070.64)
+    assert run.p50_ms == pytest.approx(0.302)
+    assert run.p99_ms == pytest.approx(5.7)
+    assert run.requests == 4100
+    assert run.errors == 6
