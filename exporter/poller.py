@@ -166,9 +166,10 @@ class Poller:
         self._settings = settings
         self._publish = publish
         self._clock = clock
-        self._snapshot: Snapshot | None = None
+        self._serving = False  # the API's figures are served (a good poll, not yet stale)
         self._window: Window | None = None
-        self._families: list[Family] = []  # the snapshot's cost families, rendered per poll
+        # The last good poll's cost families: kept (encoded once) rather than its snapshot.
+        self._families: list[Family] = []
         self._warned_budgets: frozenset[str] = frozenset()
         self._errors: Counter[str] = Counter()
         self._up = False
@@ -203,7 +204,7 @@ class Poller:
         self._last_poll = time.time()
         if error is None:
             snapshot = result.snapshot
-            self._snapshot, self._up, self._last_success = snapshot, True, self._last_poll
+            self._serving, self._up, self._last_success = True, True, self._last_poll
             self._families = families
             self._window = result.window
             self._warn_unknown_budgets(result.invoice_teams)
@@ -252,7 +253,7 @@ class Poller:
         self._publish(
             Published(
                 exposition=exposition,
-                ready=self._snapshot is not None,
+                ready=self._serving,
                 last_result=self._last_result,
                 last_poll=self._last_poll,
             )
@@ -269,14 +270,14 @@ class Poller:
 
     def _expire(self) -> None:
         self._expiry = None
-        if self._snapshot is None:
+        if not self._serving:
             return
         log.warning(
             "figures dropped: no successful poll for %.0f s",
             self._settings.staleness_seconds,
             extra={"fields": {"result": "stale"}},
         )
-        self._snapshot = None
+        self._serving = False
         self._families = []
         self._render()
 
