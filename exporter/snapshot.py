@@ -148,9 +148,8 @@ def build(
             continue
         # Projects: from the team's own answer, or the unfiltered one (single-team invoice).
         source = team_answers.get(team.id, team)
-        projects = tuple(
-            _project(team.id, project, project_answers, scale) for project in source.projects or ()
-        )
+        listed = source.projects or () if depth != "team" else ()
+        projects = tuple(_project(team.id, project, project_answers, scale) for project in listed)
         team_costs.append(TeamCost(team.id, team.name or "", _paas(team.price, scale), projects))
     names = {team.id: team.name for team in team_costs}
     budget_rows = tuple(

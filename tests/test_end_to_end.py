@@ -283,6 +283,15 @@ def test_a_one_team_invoice_needs_no_team_call() -> None:
     assert len(scrape.family("northflank_resource_type_cost")) == 3 * 7
 
 
+def test_depth_team_exports_no_projects_even_when_the_answer_holds_them() -> None:
+    with Simulator(generate_organisation(teams=1), token=TOKEN) as sim:
+        result = run_once(sim, unbilled="false", depth="team")
+        assert result.returncode == 0, result.stderr
+    scrape = parse_exposition(result.stdout)
+    assert len(scrape.family("northflank_team_cost")) == 1
+    assert scrape.family("northflank_project_cost") == {}
+
+
 def test_teams_setting_limits_the_breakdown(sim: Simulator) -> None:
     result = run_once(sim, teams="team-2,team-4")
     assert result.returncode == 0, result.stderr
