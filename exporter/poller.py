@@ -30,7 +30,7 @@ from exporter.exposition import (
     render,
 )
 from exporter.settings import Settings
-from exporter.snapshot import Snapshot, build
+from exporter.snapshot import ResourceTypes, Snapshot, build, resource_types
 from exporter.unbilled import Window, advance, restart_if_needed
 
 log = logging.getLogger("exporter.poller")
@@ -67,7 +67,7 @@ async def read_invoice(
     wanted = set(settings.teams)
     teams = [team for team in invoice.teams if not wanted or team.id in wanted]
     team_answers: dict[str, models.Team] = {}
-    project_answers: dict[tuple[str, str], models.Project] = {}
+    project_answers: dict[tuple[str, str], ResourceTypes] = {}
     usage: list[models.UsageEntry] = []
     team_usage: dict[str, list[models.UsageEntry]] = {}
     base = None
@@ -82,7 +82,7 @@ async def read_invoice(
             raise InvalidResponseError(
                 "get_invoice", f"project {project_id} missing from its answer"
             )
-        project_answers[(team_id, project_id)] = project
+        project_answers[(team_id, project_id)] = resource_types(project, settings.amount_unit)
 
     async def drill_team(team: models.Team) -> None:
         if team.projects is None:  # the unfiltered answer holds them only for a one-team invoice

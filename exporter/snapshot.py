@@ -41,6 +41,9 @@ class ResourceTypeCost:
     resources: tuple[ResourceCost, ...]
 
 
+ResourceTypes = tuple[ResourceTypeCost, ...]
+
+
 @dataclass(frozen=True)
 class ProjectCost:
     id: str
@@ -125,7 +128,7 @@ def build(
     invoice: models.Invoice,
     *,
     team_answers: Mapping[str, models.Team],
-    project_answers: Mapping[tuple[str, str], models.Project],
+    project_answers: Mapping[tuple[str, str], ResourceTypes],
     teams: Iterable[str] | None = None,
     amount_unit: str = "cents",
     window: Window | None = None,
@@ -135,9 +138,10 @@ def build(
     """Assemble a snapshot from the answers of one poll.
 
     ``team_answers`` maps a team ID to that team as the ``teamId`` answer shows it;
-    ``project_answers`` maps (team ID, project ID) to the project as the ``projectId``
-    answer shows it. ``teams`` restricts the team families to these IDs. ``window`` is
-    the unbilled usage summed so far; ``budgets`` the teams' budgets (``*``: the rest).
+    ``project_answers`` maps (team ID, project ID) to the resource types of that
+    project's ``projectId`` answer (:func:`resource_types`). ``teams`` restricts the
+    team families to these IDs. ``window`` is the unbilled usage summed so far;
+    ``budgets`` the teams' budgets (``*``: the rest).
     At ``depth`` ``team`` no projects are kept, even those a one-team answer holds.
     """
     scale = Scale(amount_unit)
@@ -183,14 +187,14 @@ def _unbilled(window: Window, names: Mapping[str, str], scale: Scale) -> Unbille
     )
 
 
-def _project(
-    team_id: str,
-    project: models.Project,
-    answers: Mapping[tuple[str, str], models.Project],
-    scale: Scale,
-) -> ProjectCost:
-    detail = answers.get((team_id, project.id))
-    types = tuple(
+def resource_types(project: models.Project, amount_unit: str = "cents") -> ResourceTypes:
+    """A ``projectId`` answer's resource types and resources, as snapshot figures.
+
+    The poller converts each answer as it arrives, so a poll of 500 projects holds
+    their figures, not 500 pydantic models, until the snapshot is built.
+    """
+    scale = Scale(amount_unit)
+    return tuple(
         ResourceTypeCost(
             kind.resource_type,
             _paas(kind.price, scale),
@@ -199,8 +203,17 @@ def _project(
                 for res in kind.resources or ()
             ),
         )
-        for kind in (detail.resource_types or () if detail else ())
+        for kind in project.resource_types or ()
     )
+
+
+def _project(
+    team_id: str,
+    project: models.Project,
+    answers: Mapping[tuple[str, str], ResourceTypes],
+    scale: Scale,
+) -> ProjectCost:
+    types = answers.get((team_id, project.id), ())
     return ProjectCost(project.id, project.name or "", _paas(project.price, scale), types)
 
 

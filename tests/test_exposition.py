@@ -17,7 +17,7 @@ import pytest
 
 from exporter import models
 from exporter.exposition import Health, cost_families, own_families, render
-from exporter.snapshot import build
+from exporter.snapshot import build, resource_types
 from exporter.unbilled import advance
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -120,7 +120,7 @@ def small_exposition() -> bytes:
     snapshot = build(
         invoice,
         team_answers={"team-a": team_a},
-        project_answers={("team-a", "web"): web},
+        project_answers={("team-a", "web"): resource_types(web)},
         window=window,
         budgets={"team-a": 500, "*": 100.5, "team-gone": 1},
     )

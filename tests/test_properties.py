@@ -34,7 +34,7 @@ from exporter.client import ApiError, Client, InvalidResponseError, RetryPolicy,
 from exporter.exposition import POLL_ERROR_REASONS, Health, cost_families, own_families, render
 from exporter.poller import Poller, Published, read_invoice
 from exporter.settings import Settings
-from exporter.snapshot import build
+from exporter.snapshot import build, resource_types
 from exporter.unbilled import advance
 
 BASE_URL = "http://api.test"
@@ -788,7 +788,7 @@ def snapshot_text(world: World) -> str:
         team: inv.teams[0] for (team, project), inv in by_key.items() if team and not project
     }
     project_answers = {
-        (team, project): inv.teams[0].projects[0]  # type: ignore[index]
+        (team, project): resource_types(inv.teams[0].projects[0])  # type: ignore[index]
         for (team, project), inv in by_key.items()
         if team and project
     }
