@@ -19,7 +19,7 @@ PAAS_DIMENSIONS = ("cpu", "memory", "storage", "gpu")
 BYOC_DIMENSIONS = ("vcpu", "memory", "gpu_memory", "cluster")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Cost:
     """A price: its total and the dimensions the API gave (a missing one is left out)."""
 
@@ -27,14 +27,14 @@ class Cost:
     dimensions: tuple[tuple[str, float], ...]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ResourceCost:
     id: str
     name: str
     cost: Cost
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ResourceTypeCost:
     resource_type: str
     cost: Cost
@@ -44,7 +44,7 @@ class ResourceTypeCost:
 ResourceTypes = tuple[ResourceTypeCost, ...]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ProjectCost:
     id: str
     name: str
@@ -52,7 +52,7 @@ class ProjectCost:
     resource_types: tuple[ResourceTypeCost, ...]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TeamCost:
     id: str
     name: str
@@ -60,7 +60,7 @@ class TeamCost:
     projects: tuple[ProjectCost, ...]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class LineItem:
     title: str
     total: float | None
@@ -68,7 +68,7 @@ class LineItem:
     proration: float | None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class InvoiceFigures:
     id: str
     currency: str
@@ -85,14 +85,14 @@ class InvoiceFigures:
     paas: Cost | None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TeamAmount:
     team_id: str
     team_name: str
     amount: float
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class UnbilledFigures:
     """Usage since the newest invoice, summed over whole hours."""
 
@@ -104,7 +104,7 @@ class UnbilledFigures:
     teams: tuple[TeamAmount, ...]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Snapshot:
     """Everything the cost families are rendered from; swapped in whole after a poll."""
 
