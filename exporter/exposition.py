@@ -25,7 +25,6 @@ A sample of what ``/metrics`` says::
 
 from __future__ import annotations
 
-import gzip
 import struct
 import zlib
 from collections.abc import Iterable, Mapping
@@ -74,14 +73,6 @@ class Body:
 
     parts: tuple[bytes, ...]
     gzipped: bytes
-
-    @classmethod
-    def of(cls, data: bytes) -> Body:
-        return cls((data,), gzip.compress(data, compresslevel=GZIP_LEVEL, mtime=0))
-
-    @property
-    def size(self) -> int:
-        return sum(len(part) for part in self.parts)
 
     @property
     def plain(self) -> bytes:
@@ -147,8 +138,12 @@ class Family:
         """The total here, each dimension in ``parts`` with a ``dimension`` label."""
         if cost.total is not None:
             self.lines.append(f"{self.sample_name}{{{label_text}}} {number(cost.total)}")
-        name, lines = parts.sample_name, parts.lines
-        for dimension, value in cost.dimensions:
+        parts.add_dimensions(label_text, cost.dimensions)
+
+    def add_dimensions(self, label_text: str, dimensions: Iterable[tuple[str, float]]) -> None:
+        """One sample per usage dimension, with a ``dimension`` label after ``label_text``."""
+        name, lines = self.sample_name, self.lines
+        for dimension, value in dimensions:
             lines.append(f'{name}{{{label_text},dimension="{dimension}"}} {number(value)}')
 
     def encoded(self) -> Encoded:
@@ -404,10 +399,8 @@ def _unbilled(snapshot: Snapshot, cur: str) -> list[Family]:
     figures = snapshot.unbilled
     if figures is not None:
         total.add(cur, figures.total)
-        for dimension, value in figures.paas.dimensions:
-            paas.add(f'{cur},dimension="{dimension}"', value)
-        for dimension, value in figures.byoc.dimensions:
-            byoc.add(f'{cur},dimension="{dimension}"', value)
+        paas.add_dimensions(cur, figures.paas.dimensions)
+        byoc.add_dimensions(cur, figures.byoc.dimensions)
         for row in figures.teams:
             teams.add(f"{cur},{labels(team=row.team_id, team_name=row.team_name)}", row.amount)
         since.add("", figures.since)
