@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from exporter.simulator import ManualClock, Simulator, generate_organisation
-from tests.harness import Exporter, Scrape, api_env, parse_exposition, wait_for
+from tests.harness import Exporter, Scrape, api_env, free_port, parse_exposition, wait_for
 
 TOKEN = "sim-secret-token-4711"
 PAAS = {"cpu": "cpu", "memory": "memory", "storage": "storage", "gpu": "gpu"}
@@ -548,3 +548,22 @@ def test_concurrency_limit_holds(sim: Simulator) -> None:
     duration = scrape.get("northflank_poll_duration_seconds")
     assert duration is not None
     assert duration >= 10 * 0.3 - 0.05
+
+
+def test_ipv6_listen_address(sim: Simulator) -> None:
+    """The README's `[::]:9721` form: the server binds IPv6 and answers on it."""
+    port = free_port()
+    env = exporter_env(sim, listen_address=f"[::1]:{port}")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "exporter"],
+        env={"PATH": "/usr/bin:/bin", **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        ready = wait_for(lambda: httpx.get(f"http://[::1]:{port}/-/ready").status_code == 200)
+        assert ready
+        assert "northflank_team_cost" in httpx.get(f"http://[::1]:{port}/metrics").text
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(5) == 0
