@@ -107,7 +107,7 @@ def test_every_option_of_the_full_values_is_on(full_docs: list[dict[str, Any]]) 
         for g in one(full_docs, "PrometheusRule")["spec"]["groups"]
         for rule in g["rules"]
     ]
-    assert len(alerts) == 10
+    assert len(alerts) == 11
 
 
 def test_defaults_render_only_the_basics(default_docs: list[dict[str, Any]]) -> None:
@@ -380,6 +380,7 @@ def test_servicemonitor_defaults() -> None:
         ({"serviceMonitor": {"enabled": "true"}}, "/serviceMonitor/enabled"),
         ({"service": {"port": 70000}}, "/service/port"),
         ({"prometheusRule": {"alerts": {"NorthflankInvoiceUnpaid": {"days": -1}}}}, "days"),
+        ({"prometheusRule": {"alerts": {"NorthflankTokenExpiringSoon": {"days": 0}}}}, "days"),
         ({"prometheusRule": {"alerts": {"NorthflankDataStale": {"for": "soon"}}}}, "for"),
         ({"prometheusRule": {"selector": '{job="x"}'}}, "/prometheusRule/selector"),
         ({"existingSecret": "Not_A_Name"}, "/existingSecret"),

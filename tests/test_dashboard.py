@@ -212,7 +212,8 @@ def test_dashboard_variables() -> None:
 
 def test_dashboard_covers_the_contract() -> None:
     """The layout the issue asks for: totals and trend, teams, projects and resources,
-    resource types, dimensions, BYOC vs PaaS, invoice details and exporter health."""
+    resource types, dimensions, BYOC vs PaaS, invoice details and exporter health (the
+    API token's expiry and owner among it)."""
     text = json.dumps([expr for _, _, expr in panel_targets(load_dashboard())])
     for family in (
         "northflank_invoice_amount",
@@ -242,6 +243,8 @@ def test_dashboard_covers_the_contract() -> None:
         "northflank_poll_errors_total",
         "northflank_api_requests_total",
         "northflank_exporter_build_info",
+        "northflank_token_expiry_timestamp_seconds",
+        "northflank_token_info",
     ):
         assert family in text, f"no panel shows {family}"
 
@@ -304,6 +307,25 @@ def test_every_variable_query_returns_values(prometheus: PrometheusServer) -> No
         values = {series["metric"].get(match.group("label")) for series in prometheus.query(expr)}
         values.discard(None)
         assert values, f"variable {var['name']}: {expr} gives no {match.group('label')} values"
+
+
+def test_token_expiry_panel_says_no_expiry_without_data() -> None:
+    """A token that never expires has no northflank_token_expiry_timestamp_seconds
+    sample: the stat says so instead of Grafana's "No data"; less than 7 days is red,
+    less than 14 (the alert's default) orange."""
+    dashboard = load_dashboard()
+    (panel,) = [p for p in all_panels(dashboard) if p["title"] == "API token expires in"]
+    (target,) = panel["targets"]
+    assert "northflank_token_expiry_timestamp_seconds" in target["expr"]
+    assert "- time()" in target["expr"]
+    defaults = panel["fieldConfig"]["defaults"]
+    assert defaults["noValue"] == "no expiry"
+    assert defaults["unit"] in ("s", "dtdurations")
+    steps = [(step["color"], step["value"]) for step in defaults["thresholds"]["steps"]]
+    assert steps == [("red", None), ("orange", 7 * 86400), ("green", 14 * 86400)]
+    health = [p for p in dashboard["panels"] if p["type"] == "row"]
+    (row,) = [r for r in health if r["title"] == "Exporter health"]
+    assert panel["gridPos"]["y"] > row["gridPos"]["y"]
 
 
 def test_projection_panel_matches_a_hand_computation(prometheus: PrometheusServer) -> None:

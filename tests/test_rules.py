@@ -29,6 +29,7 @@ ALERTS = [
     "NorthflankExporterDown",
     "NorthflankDataStale",
     "NorthflankPollsFailing",
+    "NorthflankTokenExpiringSoon",
     "NorthflankInvoiceOverThreshold",
     "NorthflankSpendOverThreshold",
     "NorthflankSpendProjectedOverThreshold",
@@ -145,6 +146,7 @@ def test_thresholds_come_from_values() -> None:
                     "NorthflankInvoiceUnpaid": {"days": 21},
                     "NorthflankDataStale": {"maxAgeSeconds": 4242},
                     "NorthflankSpendProjectedOverThreshold": {"minElapsedHours": 72},
+                    "NorthflankTokenExpiringSoon": {"days": 30},
                 },
             },
             "budgets": {"total": 1234.5, "default": 100, "teams": {"team-a": 500}},
@@ -156,6 +158,7 @@ def test_thresholds_come_from_values() -> None:
     assert "/ 86400 > 21" in alerts["NorthflankInvoiceUnpaid"]["expr"]
     assert alerts["NorthflankDataStale"]["expr"].endswith("> 4242")
     assert ">= 259200" in alerts["NorthflankSpendProjectedOverThreshold"]["expr"]
+    assert alerts["NorthflankTokenExpiringSoon"]["expr"].endswith("< 30 * 86400")
     # per-team thresholds reach the rules through the exporter's northflank_team_budget,
     # made from NORTHFLANK_BUDGETS: a default and per-team overrides
     for name in ("NorthflankTeamInvoiceOverBudget", "NorthflankTeamSpendOverBudget"):
@@ -168,6 +171,70 @@ def test_thresholds_come_from_values() -> None:
     assert env["NORTHFLANK_BUDGETS"] == "*=100,team-a=500"
 
 
+def token_expiry_case(expiry: int, exp_alerts: list[dict[str, Any]]) -> dict[str, Any]:
+    """A promtool test case: the token expires at ``expiry`` (Unix seconds), evaluated
+    at 2h (past the alert's default ``for`` of 1h)."""
+    labels = 'job="northflank-exporter", namespace="monitoring", instance="10.0.0.7:9721"'
+    return {
+        "interval": "1m",
+        "input_series": [
+            {
+                "series": f"northflank_token_expiry_timestamp_seconds{{{labels}}}",
+                "values": f"{expiry}x150",
+            }
+        ],
+        "alert_rule_test": [
+            {
+                "eval_time": "2h",
+                "alertname": "NorthflankTokenExpiringSoon",
+                "exp_alerts": exp_alerts,
+            }
+        ],
+    }
+
+
+def test_token_expiry_threshold_comes_from_values(tmp_path: Path) -> None:
+    """prometheusRule.alerts.NorthflankTokenExpiringSoon.days moves the point where the
+    alert fires: a token 20 days from expiry, quiet with the default 14 days (tests/rules/
+    token.yaml), fires with 30; one 35 days from expiry stays quiet."""
+    docs = render(
+        {
+            "prometheusRule": {
+                "enabled": True,
+                "alerts": {"NorthflankTokenExpiringSoon": {"days": 30}},
+            }
+        }
+    )
+    write_rule_file(rule_groups(docs), tmp_path / "rules.yaml")
+    firing = {
+        "exp_labels": {
+            "severity": "warning",
+            "job": "northflank-exporter",
+            "namespace": "monitoring",
+            "instance": "10.0.0.7:9721",
+        },
+        "exp_annotations": {
+            "summary": "The Northflank API token of the exporter expires soon.",
+            "description": (
+                "The Northflank API token used by monitoring/northflank-exporter expires in"
+                " 19d 22h 0m 0s (1970-01-21 00:00:00 +0000 UTC) (threshold 30 days). Once it"
+                " has expired every poll fails with reason auth: create a new token and"
+                " replace the Secret's value."
+            ),
+        },
+    }
+    suite = {
+        "rule_files": ["rules.yaml"],
+        "evaluation_interval": "1m",
+        "tests": [token_expiry_case(20 * 86400, [firing]), token_expiry_case(35 * 86400, [])],
+    }
+    path = tmp_path / "token-30-days.yaml"
+    path.write_text(yaml.safe_dump(suite, sort_keys=False))
+    code, output = promtool("test", "rules", str(path))
+    assert code == 0, output
+    assert "SUCCESS" in output, output
+
+
 def test_stale_threshold_follows_the_poll_interval() -> None:
     docs = render({"prometheusRule": {"enabled": True}, "config": {"pollIntervalSeconds": 3000}})
     alerts = alerts_of(rule_groups(docs))
@@ -176,7 +243,8 @@ def test_stale_threshold_follows_the_poll_interval() -> None:
 
 
 def test_spend_alerts_need_their_thresholds() -> None:
-    """Without budgets only the health alerts and the unpaid invoice alert exist; an
+    """Without budgets only the health alerts (the token's expiry among them) and the
+    unpaid invoice alert exist; an
     alert switched off is not rendered."""
     alerts = alerts_of(rule_groups(render({"prometheusRule": {"enabled": True}})))
     assert sorted(alerts) == sorted(
@@ -184,6 +252,7 @@ def test_spend_alerts_need_their_thresholds() -> None:
             "NorthflankExporterDown",
             "NorthflankDataStale",
             "NorthflankPollsFailing",
+            "NorthflankTokenExpiringSoon",
             "NorthflankInvoiceUnpaid",
         ]
     )

@@ -42,6 +42,19 @@
       {{`{{ range $i, $r := printf "sum by (reason) (increase(northflank_poll_errors_total{job=%q, instance=%q}[`}}{{ $errWindow }}{{`])) > 0" $labels.job $labels.instance | query | sortByLabel "reason" }}{{ if $i }}, {{ end }}{{ $r.Labels.reason }} ({{ printf "%.0f" $r.Value }}){{ else }}none recorded{{ end }}.`}}
     {{- include "northflank-exporter.runbook" (list $ "NorthflankPollsFailing") | nindent 4 }}
 {{- end }}{{ end }}
+{{- with $a.NorthflankTokenExpiringSoon }}{{ if .enabled }}
+{{- /* No sample for a token that never expires: the alert stays quiet then. */}}
+- alert: NorthflankTokenExpiringSoon
+  expr: northflank_token_expiry_timestamp_seconds{ {{- $s -}} } - time() < {{ include "northflank-exporter.number" .days }} * 86400
+  {{- include "northflank-exporter.alertLabels" (list $ .) | nindent 2 }}
+  annotations:
+    summary: The Northflank API token of the exporter expires soon.
+    description: >-
+      {{`The Northflank API token{{ with printf "northflank_token_info{job=%q, instance=%q}" $labels.job $labels.instance | query }}{{ with . | first }} of {{ .Labels.entity_type }} {{ .Labels.entity_id }}{{ end }}{{ end }} used by {{ $labels.namespace }}/{{ $labels.job }} {{ if ge $value 0.0 }}expires in {{ $value | humanizeDuration }}{{ else }}expired {{ reReplaceAll "^-" "" ($value | humanizeDuration) }} ago{{ end }}{{ with printf "northflank_token_expiry_timestamp_seconds{job=%q, instance=%q}" $labels.job $labels.instance | query }} ({{ . | first | value | humanizeTimestamp }}){{ end }}`}}
+      (threshold {{ include "northflank-exporter.number" .days }} days). Once it has expired every
+      poll fails with reason auth: create a new token and replace the Secret's value.
+    {{- include "northflank-exporter.runbook" (list $ "NorthflankTokenExpiringSoon") | nindent 4 }}
+{{- end }}{{ end }}
 {{- end }}
 
 {{- define "northflank-exporter.rulesSpend" -}}
