@@ -16,83 +16,40 @@ import math
 import random
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, TypeVar
+from typing import TypeVar
 from urllib.parse import quote
 
 import httpx
 from pydantic import BaseModel, ValidationError
 
 from exporter import __version__
+from exporter.errors import (
+    ApiConnectionError,
+    ApiError,
+    ApiTimeoutError,
+    InvalidResponseError,
+    RateLimitedError,
+    error_for_status,
+)
 from exporter.models import (
     Invoice,
     InvoiceList,
     InvoiceSummary,
     Pagination,
+    TokenInfo,
     UsageEntry,
     UsageList,
 )
+from exporter.paging import CURSOR, JSON, PAGE_NUMBER, Query, Scheme, read_pages
 
-JSON = dict[str, Any]
 M = TypeVar("M", bound=BaseModel)
-MAX_PAGES = 1000
-PER_PAGE = 100
-
-
-# --------------------------------------------------------------------------- errors
-
-
-class ApiError(Exception):
-    """A request failed for good (after any retries)."""
-
-    reason: ClassVar[str] = "http"
-
-    def __init__(self, endpoint: str, message: str, status: int | None = None) -> None:
-        super().__init__(f"{endpoint}: {message}")
-        self.endpoint = endpoint
-        self.status = status
-
-
-class AuthError(ApiError):
-    reason = "auth"
-
-
-class NotFoundError(ApiError):
-    reason = "not_found"
-
-
-class RateLimitedError(ApiError):
-    reason = "rate_limited"
-
-
-class HttpStatusError(ApiError):
-    reason = "http"
-
-
-class ApiTimeoutError(ApiError):
-    reason = "timeout"
-
-
-class ApiConnectionError(ApiError):
-    reason = "connection"
-
-
-class InvalidResponseError(ApiError):
-    reason = "invalid_response"
-
-
-def error_for_status(endpoint: str, status: int, message: str) -> ApiError:
-    kind: type[ApiError]
-    if status in (401, 403):
-        kind = AuthError
-    elif status == 404:
-        kind = NotFoundError
-    elif status == 429:
-        kind = RateLimitedError
-    else:
-        kind = HttpStatusError
-    return kind(endpoint, f"HTTP {status}: {message}", status)
+OLDER_API = (
+    "the invoice list has no invoice IDs: this account answers with Northflank's older "
+    "billing API (the one the JS client 0.9.5 describes), which has no invoice breakdown "
+    "by ID and no usage endpoint; the exporter needs the current billing API"
+)
 
 
 # --------------------------------------------------------------------------- bookkeeping
@@ -152,49 +109,6 @@ def segment(value: str) -> str:
     """An ID as one URL path segment: percent-encoded, never ``.`` or ``..``."""
     quoted = quote(value, safe="")
     return quoted.replace(".", "%2E") if quoted in (".", "..") else quoted
-
-
-# --------------------------------------------------------------------------- paging
-
-
-def _key(item: object) -> str | None:
-    """What identifies an array entry across pages: its ``id`` or ``resourceType``."""
-    if isinstance(item, dict):
-        key = item.get("id", item.get("resourceType"))
-        return key if isinstance(key, str) else None
-    return None
-
-
-def merge_pages(first: JSON, later: JSON) -> JSON:
-    """Merge one page of an answer into the pages before it.
-
-    Arrays of objects are joined, objects with the same ``id`` (or ``resourceType``)
-    merged into one; other values keep the first page's.
-    """
-    merged = dict(first)
-    for name, value in later.items():
-        mine = merged.get(name)
-        if isinstance(mine, dict) and isinstance(value, dict):
-            merged[name] = merge_pages(mine, value)
-        elif isinstance(mine, list) and isinstance(value, list):
-            merged[name] = _merge_lists(mine, value)
-        elif name not in merged:
-            merged[name] = value
-    return merged
-
-
-def _merge_lists(mine: list[Any], more: list[Any]) -> list[Any]:
-    out = list(mine)
-    index = {key: i for i, item in enumerate(out) if (key := _key(item)) is not None}
-    for item in more:
-        key = _key(item)
-        if key is not None and key in index:
-            out[index[key]] = merge_pages(out[index[key]], item)
-        else:
-            if key is not None:
-                index[key] = len(out)
-            out.append(item)
-    return out
 
 
 # --------------------------------------------------------------------------- the client
@@ -258,48 +172,66 @@ class Client:
     # ----------------------------------------------------------------- endpoints
 
     async def list_invoices(self) -> list[InvoiceSummary]:
-        data = await self._get_all("list_invoices", "/v1/billing/invoices", {})
+        """Every finalized invoice (cursor-paged); the older billing API is refused plainly."""
+
+        async def fetch(query: Query) -> tuple[JSON, Pagination]:
+            data, page = await self._request("list_invoices", "/v1/billing/invoices", query)
+            invoices = data.get("invoices")
+            if isinstance(invoices, list) and any(
+                isinstance(entry, dict) and "id" not in entry for entry in invoices
+            ):
+                raise InvalidResponseError("list_invoices", OLDER_API)
+            return data, page
+
+        data = await read_pages(fetch, {}, CURSOR, "list_invoices")
         return _parse(InvoiceList, data, "list_invoices").invoices
 
     async def get_invoice(
-        self, invoice_id: str, *, team_id: str | None = None, project_id: str | None = None
+        self,
+        invoice_id: str,
+        *,
+        team_id: str | None = None,
+        project_id: str | None = None,
+        resource_type: str | None = None,
     ) -> Invoice:
-        params = {"teamId": team_id, "projectId": project_id}
+        """The breakdown (paged by ``page``), unfiltered or filtered as the arguments say."""
+        params = {"teamId": team_id, "projectId": project_id, "resourceType": resource_type}
         path = f"/v1/billing/invoices/{segment(invoice_id)}"
-        data = await self._get_all("get_invoice", path, params)
+        data = await self._get_all("get_invoice", path, params, PAGE_NUMBER)
         return _parse(Invoice, data, "get_invoice")
 
     async def list_usage(self, start: float, *, team_id: str | None = None) -> list[UsageEntry]:
-        """Whole hours of usage from ``start`` (inclusive), org-wide or one team's."""
+        """Hours of usage starting at or after ``start`` (cursor-paged), org-wide or a team's.
+
+        ``startTime`` is sent in whole seconds, rounded down; an hour before ``start``
+        that this lets through is the caller's to drop.
+        """
         path = (
             f"/v1/teams/{segment(team_id)}/billing/usage"
             if team_id is not None
             else "/v1/billing/usage"
         )
-        data = await self._get_all("list_usage", path, {"startTime": str(int(start))})
+        query = {"startTime": str(math.floor(start))}
+        data = await self._get_all("list_usage", path, query, CURSOR)
         return _parse(UsageList, data, "list_usage").usage
+
+    async def token_info(self) -> TokenInfo:
+        """``GET /v1/auth``: whose token this is, and when it expires."""
+        data, _ = await self._request("auth", "/v1/auth", {})
+        return _parse(TokenInfo, data, "auth")
 
     # ----------------------------------------------------------------- plumbing
 
-    async def _get_all(self, endpoint: str, path: str, params: dict[str, str | None]) -> JSON:
+    async def _get_all(
+        self, endpoint: str, path: str, params: Mapping[str, str | None], scheme: Scheme
+    ) -> JSON:
         """GET a resource, following ``pagination`` to its last page and merging."""
+
+        async def fetch(query: Query) -> tuple[JSON, Pagination]:
+            return await self._request(endpoint, path, query)
+
         query = {key: value for key, value in params.items() if value is not None}
-        query["per_page"] = str(PER_PAGE)
-        data, page = await self._request(endpoint, path, query)
-        seen: set[str] = set()
-        for number in range(2, MAX_PAGES + 1):
-            if not page.has_next_page:
-                return data
-            if page.cursor is not None:
-                if page.cursor in seen:
-                    raise InvalidResponseError(endpoint, "pagination cursor repeats itself")
-                seen.add(page.cursor)
-                query = {**query, "cursor": page.cursor}
-            else:
-                query = {**query, "page": str(number)}
-            more, page = await self._request(endpoint, path, query)
-            data = merge_pages(data, more)
-        raise InvalidResponseError(endpoint, f"more than {MAX_PAGES} pages")
+        return await read_pages(fetch, query, scheme, endpoint)
 
     async def _request(
         self, endpoint: str, path: str, query: dict[str, str]
@@ -397,7 +329,7 @@ def _error_message(response: httpx.Response) -> str:
     try:
         error = response.json().get("error", {})
         message = error.get("message")
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, RecursionError):
         message = None
     return str(message)[:200] if message else response.reason_phrase or "error"
 

@@ -10,7 +10,8 @@ unless ``NORTHFLANK_AMOUNT_UNIT=major``); conversion happens in ``snapshot``.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Annotated, TypeVar
+from datetime import datetime
+from typing import Annotated, Any, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
@@ -179,6 +180,35 @@ class UsageEntry(_Model):
 
 class UsageList(_Model):
     usage: list[UsageEntry]
+
+
+def unix_seconds(value: Any) -> Any:
+    """A time as Unix seconds: numbers as they are (milliseconds past the year 5000 are
+    taken as milliseconds), ISO 8601 strings (``2027-01-01T00:00:00.000Z``) converted."""
+    if isinstance(value, str):
+        try:
+            when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return value  # left for the float validator to refuse
+        if when.tzinfo is None:
+            raise ValueError("a time without a time zone")
+        return when.timestamp()
+    if isinstance(value, int | float) and not isinstance(value, bool) and value > 1e11:
+        return value / 1000
+    return value
+
+
+class TokenInfo(_Model):
+    """``data`` of ``GET /v1/auth``: whose token it is and, if it expires, when."""
+
+    entity_type: Text | None = Field(default=None, alias="entityType")
+    entity_id: Text | None = Field(default=None, alias="entityId")
+    expires_at: float | None = Field(default=None, alias="expiresAt")
+
+    @field_validator("expires_at", mode="before")
+    @classmethod
+    def _expiry(cls, value: Any) -> Any:
+        return unix_seconds(value)
 
 
 class Pagination(_Model):

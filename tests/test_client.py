@@ -11,18 +11,15 @@ from typing import Any
 import httpx
 import pytest
 
-from exporter.client import (
+from exporter.client import Client, RetryPolicy, parse_retry_after
+from exporter.errors import (
     ApiConnectionError,
     ApiTimeoutError,
     AuthError,
-    Client,
     HttpStatusError,
     InvalidResponseError,
     NotFoundError,
     RateLimitedError,
-    RetryPolicy,
-    merge_pages,
-    parse_retry_after,
 )
 
 INVOICE = {"id": "inv-1", "currency": "usd", "paasUsage": {"teams": []}}
@@ -266,55 +263,6 @@ def test_unknown_fields_and_resource_types_pass_through() -> None:
     assert kind.price.cpu is None
 
 
-def test_follows_cursor_pagination_and_merges() -> None:
-    pages = {
-        None: ({"id": "i", "paasUsage": {"teams": [{"id": "a"}, {"id": "b"}]}}, "c1"),
-        "c1": ({"id": "i", "paasUsage": {"teams": [{"id": "c"}]}}, "c2"),
-        "c2": ({"id": "i", "paasUsage": {"teams": [{"id": "d"}]}}, None),
-    }
-    seen: list[str | None] = []
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        cursor = request.url.params.get("cursor")
-        seen.append(cursor)
-        data, nxt = pages[cursor]
-        page = {"hasNextPage": nxt is not None, "cursor": nxt, "count": 4}
-        return ok(data, pagination=page)
-
-    invoice, _ = run_client(handler, get_invoice)
-    assert [team.id for team in invoice.teams] == ["a", "b", "c", "d"]
-    assert seen == [None, "c1", "c2"]
-
-
-def test_a_cursor_that_repeats_is_invalid() -> None:
-    page = {"hasNextPage": True, "cursor": "same"}
-    handler, seen = sequence(ok(INVOICE, pagination=page))
-    with pytest.raises(InvalidResponseError, match="repeats"):
-        run_client(handler, get_invoice)
-    assert len(seen) == 2
-
-
-def test_list_invoices_pages() -> None:
-    def handler(request: httpx.Request) -> httpx.Response:
-        if request.url.params.get("cursor") == "n":
-            return ok(
-                {"invoices": [{"id": "b", "period": {"start": 1, "end": 2}}]},
-                pagination={"hasNextPage": False, "cursor": None},
-            )
-        return ok({"invoices": [{"id": "a"}]}, pagination={"hasNextPage": True, "cursor": "n"})
-
-    invoices, client = run_client(handler, lambda c: c.list_invoices())
-    assert [inv.id for inv in invoices] == ["a", "b"]
-    assert client.stats.requests == {("list_invoices", "200"): 2}
-
-
-def test_merge_pages_joins_nested_arrays_by_id() -> None:
-    first = {"teams": [{"id": "t", "projects": [{"id": "p1"}]}], "total": 1}
-    later = {"teams": [{"id": "t", "projects": [{"id": "p2"}]}], "total": 99}
-    merged = merge_pages(first, later)
-    assert merged == {"teams": [{"id": "t", "projects": [{"id": "p1"}, {"id": "p2"}]}], "total": 1}
-
-
 def test_ratelimit_headers_are_recorded() -> None:
     response = httpx.Response(
         200,
@@ -377,3 +325,56 @@ def test_ratelimit_remaining_is_the_smallest_within_a_window() -> None:
 
     seen, _ = run_client(handler, calls)
     assert seen == [5, 5, 999]
+
+
+def test_the_older_billing_api_is_named_not_a_validation_trace() -> None:
+    """The JS client 0.9.5's invoice list: no ``id``, no ``currency``."""
+    old = {"invoices": [{"period": {"start": 1, "end": 2}, "total": 500, "paid": True}]}
+    handler, seen = sequence(ok(old, pagination={"hasNextPage": True, "cursor": "n"}))
+    with pytest.raises(InvalidResponseError) as caught:
+        run_client(handler, lambda c: c.list_invoices())
+    message = str(caught.value)
+    assert "older billing API" in message
+    assert "validation" not in message.lower()
+    assert "Field required" not in message
+    assert len(seen) == 1  # found on the first page: no further page is read
+
+
+@pytest.mark.parametrize(
+    ("expires", "expected"),
+    [
+        ("2027-01-01T00:00:00.000Z", 1798761600.0),
+        ("2027-01-01T00:00:00.5+00:00", 1798761600.5),
+        (1798761600.25, 1798761600.25),
+        (1798761600250, 1798761600.25),  # milliseconds
+        (None, None),
+    ],
+)
+def test_token_info(expires: Any, expected: float | None) -> None:
+    data: dict[str, Any] = {"entityType": "org", "entityId": "acme", "permissions": []}
+    if expires is not None:
+        data["expiresAt"] = expires
+    handler, seen = sequence(ok(data))
+    info, client = run_client(handler, lambda c: c.token_info())
+    assert seen[0].url.path == "/v1/auth"
+    assert (info.entity_type, info.entity_id, info.expires_at) == ("org", "acme", expected)
+    assert client.stats.requests == {("auth", "200"): 1}
+
+
+def test_token_expiry_without_a_time_zone_is_invalid() -> None:
+    handler, _ = sequence(ok({"entityType": "team", "expiresAt": "2027-01-01T00:00:00"}))
+    with pytest.raises(InvalidResponseError, match="expiresAt"):
+        run_client(handler, lambda c: c.token_info())
+
+
+def test_usage_start_is_sent_in_whole_seconds() -> None:
+    handler, seen = sequence(ok({"usage": []}))
+    run_client(handler, lambda c: c.list_usage(1764547199.75, team_id="t/1"))
+    assert seen[0].url.raw_path.startswith(b"/v1/teams/t%2F1/billing/usage?")
+    assert seen[0].url.params["startTime"] == "1764547199"
+
+
+def test_breakdown_by_resource_type_sends_the_filter() -> None:
+    handler, seen = sequence(ok(INVOICE))
+    run_client(handler, lambda c: c.get_invoice("inv-1", team_id="t", resource_type="harness"))
+    assert dict(seen[0].url.params) == {"teamId": "t", "resourceType": "harness", "per_page": "100"}

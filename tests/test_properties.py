@@ -30,7 +30,8 @@ from prometheus_client.openmetrics.parser import (
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 
 from exporter import models
-from exporter.client import ApiError, Client, InvalidResponseError, RetryPolicy, _parse
+from exporter.client import Client, RetryPolicy, _parse
+from exporter.errors import ApiError, InvalidResponseError
 from exporter.exposition import POLL_ERROR_REASONS, Health, cost_families, own_families, render
 from exporter.poller import Poller, Published, read_invoice
 from exporter.settings import Settings
