@@ -60,6 +60,8 @@ class Health:
     poll_errors: Mapping[str, int] = field(default_factory=dict)
     api_requests: Mapping[tuple[str, str], int] = field(default_factory=dict)
     ratelimit_remaining: float | None = None
+    token_entity: tuple[str, str] | None = None  # (entity type, entity ID) from GET /v1/auth
+    token_expiry: float | None = None  # Unix time the token expires; None: never, or unknown
 
 
 @dataclass(frozen=True)
@@ -477,4 +479,14 @@ def own_families(health: Health) -> list[Family]:
     remaining.add("", health.ratelimit_remaining)
     build = Family("northflank_exporter_build_info", "Version of the exporter, value 1")
     build.add(labels(version=health.version), 1)
-    return [up, last, duration, errors, requests, remaining, build]
+    token = Family(
+        "northflank_token_info", "Who the API token belongs to (from GET /v1/auth), value 1"
+    )
+    if health.token_entity is not None:
+        token.add(labels(entity_type=health.token_entity[0], entity_id=health.token_entity[1]), 1)
+    expiry = Family(
+        "northflank_token_expiry_timestamp_seconds",
+        "When the API token expires (Unix time); no sample for a token that does not expire",
+    )
+    expiry.add("", health.token_expiry)
+    return [up, last, duration, errors, requests, remaining, build, token, expiry]

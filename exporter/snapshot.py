@@ -94,7 +94,7 @@ class TeamAmount:
 
 @dataclass(frozen=True, slots=True)
 class UnbilledFigures:
-    """Usage since the newest invoice, summed over whole hours."""
+    """Usage since the newest invoice, summed hour by hour (the running hour included)."""
 
     since: float
     through: float
@@ -171,18 +171,18 @@ def build(
 
 def _unbilled(window: Window, names: Mapping[str, str], scale: Scale) -> UnbilledFigures:
     def cost(part: Sum) -> Cost:
-        return _cost(part.total, part.dimensions, scale)
+        return _cost(float(part.total), ((n, float(v)) for n, v in part.dimensions), scale)
 
     return UnbilledFigures(
         since=window.since,
         through=window.through,
-        total=window.total / scale.divisor,
+        total=float(window.total) / scale.divisor,
         paas=cost(window.paas),
         byoc=cost(window.byoc),
         teams=tuple(
-            TeamAmount(team_id, name, window.teams[team_id].paas.total / scale.divisor)
+            TeamAmount(team_id, name, float(window.team_hours[team_id].sum.total) / scale.divisor)
             for team_id, name in names.items()
-            if team_id in window.teams
+            if team_id in window.team_hours
         ),
     )
 

@@ -1,96 +1,164 @@
 """Spend not yet invoiced: hourly usage summed from the newest invoice's end. Pure.
 
 The window starts at the newest invoice's ``period.end`` and runs to the end of the
-newest whole hour the API has returned. A poll asks only for hours after the window's
-end (``startTime``), and :func:`advance` adds what came back; hours already summed are
-never added twice. A new newest invoice restarts the window at its end. Amounts stay
-in API units here; ``snapshot`` scales them.
+newest hour the API has returned, which may be the hour still running, partly filled.
+The API may still correct its last hours, so each poll asks again from
+:data:`LOOKBACK` before the end of the newest hour summed (:meth:`Hours.ask_from`), and
+:func:`advance` lets an hour's new figures replace its old ones. Hours older than that
+are settled: folded into one sum, never asked again. A new newest invoice restarts the
+window at its end. Sums are exact (:class:`~fractions.Fraction` of the API's numbers,
+so half cents and the order of polls change nothing); amounts stay in API units here,
+and ``snapshot`` scales them.
 
 >>> w = advance(None, "inv-1", 0.0, [])
 >>> (w.since, w.through, w.paas.total)
-(0.0, 0.0, 0.0)
+(0.0, 0.0, Fraction(0, 1))
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from fractions import Fraction
 
 from exporter import models
 
 HOUR = 3600.0
-PAAS_FIELDS = (("cpu", "cpu"), ("memory", "memory"), ("storage", "storage"), ("gpu", "gpu"))
-BYOC_FIELDS = (
-    ("vcpu", "vcpu"),
-    ("memory", "memory"),
-    ("gpu_memory", "gpu_memory"),
-    ("cluster", "cluster"),
-)
+LOOKBACK = 3 * HOUR  # hours the API may still correct: asked again at every poll
+PAAS_FIELDS = ("cpu", "memory", "storage", "gpu")
+BYOC_FIELDS = ("vcpu", "memory", "gpu_memory", "cluster")
+Price = models.PaasPrice | models.ByocPrice
 
 
 @dataclass(frozen=True)
 class Sum:
-    """A running sum of prices: the total and each dimension (0 until an hour adds to it)."""
+    """An exact sum of prices: the total and each dimension (0 until an hour adds to it)."""
 
-    total: float = 0.0
-    dimensions: tuple[tuple[str, float], ...] = ()
-
-    def plus(
-        self, price: models.PaasPrice | models.ByocPrice | None, fields: tuple[tuple[str, str], ...]
-    ) -> Sum:
-        if price is None:
-            return self
-        current = dict(self.dimensions) or {name: 0.0 for name, _ in fields}
-        for name, attr in fields:
-            current[name] += getattr(price, attr) or 0.0
-        return Sum(self.total + (price.total or 0.0), tuple(current.items()))
+    total: Fraction
+    dimensions: tuple[tuple[str, Fraction], ...]
 
     @classmethod
-    def zero(cls, fields: tuple[tuple[str, str], ...]) -> Sum:
-        return cls(0.0, tuple((name, 0.0) for name, _ in fields))
+    def zero(cls, fields: tuple[str, ...]) -> Sum:
+        return cls(Fraction(0), tuple((name, Fraction(0)) for name in fields))
+
+    @classmethod
+    def of(cls, price: Price | None, fields: tuple[str, ...]) -> Sum:
+        """One hour's price (missing figures count 0)."""
+        if price is None:
+            return cls.zero(fields)
+        return cls(
+            Fraction(price.total or 0),
+            tuple((name, Fraction(getattr(price, name) or 0)) for name in fields),
+        )
+
+    def plus(self, other: Sum) -> Sum:
+        mine = dict(self.dimensions)
+        return Sum(
+            self.total + other.total,
+            tuple((name, mine.get(name, 0) + value) for name, value in other.dimensions),
+        )
 
 
 @dataclass(frozen=True)
-class TeamSum:
-    through: float
-    paas: Sum
+class Hours:
+    """One series of hourly figures: settled hours folded, the last :data:`LOOKBACK` apart."""
+
+    since: float
+    settled: Sum
+    recent: tuple[tuple[float, Sum], ...] = ()  # (hour start, its figures), oldest first
+    through: float | None = None  # end of the newest hour summed; None: ``since``
+
+    @property
+    def end(self) -> float:
+        return self.since if self.through is None else self.through
+
+    @property
+    def sum(self) -> Sum:
+        total = self.settled
+        for _, figures in self.recent:
+            total = total.plus(figures)
+        return total
+
+    def ask_from(self) -> float:
+        """Where the next usage call starts: :data:`LOOKBACK` before the end, not before since."""
+        return max(self.since, self.end - LOOKBACK)
+
+    def answered(self, hours: Mapping[float, Sum]) -> Hours:
+        """After an answer that started at :meth:`ask_from`: its hours replace the old ones."""
+        start = self.ask_from()
+        merged = dict(self.recent)
+        merged.update((at, figures) for at, figures in hours.items() if at >= start)
+        end = max([self.end, *(at + HOUR for at in merged)])
+        horizon = end - LOOKBACK
+        settled, recent = self.settled, []
+        for at in sorted(merged):
+            if at < horizon:
+                settled = settled.plus(merged[at])
+            else:
+                recent.append((at, merged[at]))
+        return Hours(self.since, settled, tuple(recent), end)
+
+
+def _fresh(since: float, fields: tuple[str, ...]) -> Hours:
+    return Hours(since, Sum.zero(fields))
 
 
 @dataclass(frozen=True)
 class Window:
     invoice_id: str  # the invoice whose end starts the window
     since: float
-    through: float  # end of the newest hour summed; ``since`` before any
-    paas: Sum = field(default_factory=lambda: Sum.zero(PAAS_FIELDS))
-    byoc: Sum = field(default_factory=lambda: Sum.zero(BYOC_FIELDS))
-    teams: Mapping[str, TeamSum] = field(default_factory=dict)
+    paas_hours: Hours
+    byoc_hours: Hours
+    team_hours: Mapping[str, Hours] = field(default_factory=dict)
+
+    @classmethod
+    def start(cls, invoice_id: str, since: float) -> Window:
+        return cls(invoice_id, since, _fresh(since, PAAS_FIELDS), _fresh(since, BYOC_FIELDS))
 
     @property
-    def total(self) -> float:
+    def through(self) -> float:
+        """End of the newest hour summed; ``since`` before any."""
+        return self.paas_hours.end
+
+    @property
+    def paas(self) -> Sum:
+        return self.paas_hours.sum
+
+    @property
+    def byoc(self) -> Sum:
+        return self.byoc_hours.sum
+
+    @property
+    def total(self) -> Fraction:
         return self.paas.total + self.byoc.total
 
+    def org_start(self) -> float:
+        """Where the next organisation-wide usage call starts."""
+        return self.paas_hours.ask_from()
+
     def team_start(self, team_id: str) -> float:
-        """Where a team's next usage call starts: after its last summed hour."""
-        team = self.teams.get(team_id)
-        return team.through if team else self.since
+        """Where a team's next usage call starts (``since`` for a team not seen before)."""
+        hours = self.team_hours.get(team_id)
+        return hours.ask_from() if hours else self.since
 
 
 def restart_if_needed(window: Window | None, invoice_id: str, since: float) -> Window:
     """The window to add to: this one, or a fresh one when the newest invoice changed."""
     if window is None or window.invoice_id != invoice_id or window.since != since:
-        return Window(invoice_id=invoice_id, since=since, through=since)
+        return Window.start(invoice_id, since)
     return window
 
 
-def _new_hours(entries: Iterable[models.UsageEntry], after: float) -> list[models.UsageEntry]:
-    """Entries not yet summed (hour start at or after ``after``), each hour once."""
-    seen: set[float] = set()
-    fresh = []
+def _by_hour(
+    entries: Iterable[models.UsageEntry], since: float, part: str, fields: tuple[str, ...]
+) -> dict[float, Sum]:
+    """Each hour's figures of one part (``paas_usage`` or ``byoc_usage``), from ``since`` on."""
+    hours: dict[float, Sum] = {}
     for entry in entries:
-        if entry.timestamp >= after and entry.timestamp not in seen:
-            seen.add(entry.timestamp)
-            fresh.append(entry)
-    return fresh
+        if entry.timestamp >= since and entry.timestamp not in hours:
+            usage = getattr(entry, part)
+            hours[entry.timestamp] = Sum.of(usage.price if usage else None, fields)
+    return hours
 
 
 def advance(
@@ -100,23 +168,17 @@ def advance(
     entries: Iterable[models.UsageEntry],
     team_entries: Mapping[str, Iterable[models.UsageEntry]] | None = None,
 ) -> Window:
-    """The window after adding one poll's answers (org-wide and per team)."""
+    """The window after one poll's answers (org-wide and per team), each asked from the
+    window's :meth:`~Window.org_start` or :meth:`~Window.team_start`."""
     base = restart_if_needed(window, invoice_id, since)
-    paas, byoc, through = base.paas, base.byoc, base.through
-    for entry in _new_hours(entries, base.through):
-        paas = paas.plus(entry.paas_usage.price if entry.paas_usage else None, PAAS_FIELDS)
-        byoc = byoc.plus(entry.byoc_usage.price if entry.byoc_usage else None, BYOC_FIELDS)
-        through = max(through, entry.timestamp + HOUR)
-    teams = dict(base.teams)
+    entries = list(entries)
+    paas = base.paas_hours.answered(_by_hour(entries, since, "paas_usage", PAAS_FIELDS))
+    byoc = base.byoc_hours.answered(_by_hour(entries, since, "byoc_usage", BYOC_FIELDS))
+    teams = dict(base.team_hours)
     for team_id, answers in (team_entries or {}).items():
-        current = teams.get(team_id, TeamSum(base.since, Sum.zero(PAAS_FIELDS)))
-        team_paas, team_through = current.paas, current.through
-        for entry in _new_hours(answers, current.through):
-            price = entry.paas_usage.price if entry.paas_usage else None
-            team_paas = team_paas.plus(price, PAAS_FIELDS)
-            team_through = max(team_through, entry.timestamp + HOUR)
-        teams[team_id] = TeamSum(team_through, team_paas)
-    return Window(base.invoice_id, base.since, through, paas, byoc, teams)
+        current = teams.get(team_id) or _fresh(since, PAAS_FIELDS)
+        teams[team_id] = current.answered(_by_hour(answers, since, "paas_usage", PAAS_FIELDS))
+    return Window(base.invoice_id, base.since, paas, byoc, teams)
 
 
 def parse_budgets(text: str) -> dict[str, float]:

@@ -99,6 +99,8 @@ HEALTH = Health(
     poll_errors={"timeout": 2},
     api_requests={("get_invoice", "200"): 3, ("list_invoices", "200"): 1},
     ratelimit_remaining=996,
+    token_entity=("org", "acme"),
+    token_expiry=1798761600.5,
 )
 
 
@@ -114,7 +116,7 @@ def small_exposition() -> bytes:
         }
     )
     team_hour = models.UsageEntry.model_validate(
-        {"timestamp": 1761955200, "paasUsage": {"price": {"total": 150, "cpu": 150}}}
+        {"timestamp": 1761955200, "paasUsage": {"price": {"total": 150.5, "cpu": 150.5}}}
     )
     window = advance(None, "inv-1", 1761955200, [hour], {"team-a": [team_hour]})
     snapshot = build(

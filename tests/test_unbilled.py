@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from exporter import models
@@ -38,13 +40,63 @@ def test_hours_are_summed_newest_first_and_through_is_the_end_of_the_newest() ->
     assert window.total == 337
 
 
-def test_the_next_poll_adds_only_new_hours() -> None:
-    first = advance(None, "inv-1", SINCE, [hour(1), hour(0)])
-    # the API answered from startTime = first.through, but repeats an old hour too
-    second = advance(first, "inv-1", SINCE, [hour(3, cpu=1), hour(2, cpu=1), hour(1)])
-    assert second.through == SINCE + 4 * HOUR
-    assert second.paas.total == 2 * 110 + 2 * 11
-    assert first.paas.total == 220  # the old window is untouched (frozen)
+def test_the_next_poll_asks_again_from_three_hours_before_the_end() -> None:
+    first = advance(None, "inv-1", SINCE, [hour(i) for i in range(5)])
+    assert first.through == SINCE + 5 * HOUR
+    assert first.org_start() == SINCE + 2 * HOUR  # 3 hours before the end of hour 4
+    young = advance(None, "inv-1", SINCE, [hour(0)])
+    assert young.org_start() == SINCE  # fewer than 3 hours: from the window's start
+
+
+def test_re_read_hours_replace_their_old_figures() -> None:
+    """The API corrected hours 2 and 4 and added hour 5: each hour counts once, as last seen."""
+    first = advance(None, "inv-1", SINCE, [hour(i) for i in range(5)])
+    answer = [hour(5, cpu=1), hour(4, cpu=50), hour(3), hour(2, cpu=0)]
+    second = advance(first, "inv-1", SINCE, answer)
+    assert second.through == SINCE + 6 * HOUR
+    assert second.paas.total == 110 * 3 + 10 + 60 + 11  # hours 0,1,3 | 2 | 4 | 5
+    assert first.paas.total == 550  # the old window is untouched (frozen)
+
+
+def test_hours_older_than_the_lookback_are_settled_for_good() -> None:
+    first = advance(None, "inv-1", SINCE, [hour(i) for i in range(5)])
+    # hour 1 is settled: a late answer for it (from a misbehaving API) changes nothing
+    second = advance(first, "inv-1", SINCE, [hour(1, cpu=999), hour(5)])
+    assert second.paas.total == 550 + 110
+    assert [at for at, _ in second.paas_hours.recent] == [SINCE + i * HOUR for i in (3, 4, 5)]
+
+
+def test_the_running_hour_grows_then_settles() -> None:
+    """Hour 2 returned a quarter, then half filled, then whole: it ends as the whole hour."""
+    window = advance(None, "inv-1", SINCE, [hour(2, cpu=25), hour(1), hour(0)])
+    assert window.through == SINCE + 3 * HOUR  # the running hour's end
+    window = advance(window, "inv-1", SINCE, [hour(2, cpu=50), hour(1), hour(0)])
+    assert window.paas.total == 110 + 110 + 60
+    window = advance(window, "inv-1", SINCE, [hour(3, cpu=10), hour(2), hour(1)])
+    assert window.paas.total == 110 * 3 + 20
+    assert dict(window.paas.dimensions)["cpu"] == 310
+
+
+def test_sums_are_exact_whatever_the_order_of_polls() -> None:
+    """Fractional cents: 0.1 + 0.2 + ... summed exactly, rounded once."""
+    values = [0.1, 0.2, 0.3, 0.005, 1e-9, 12345.675]
+    one_go = advance(None, "inv-1", SINCE, [hour(i, cpu=v) for i, v in enumerate(values)])
+    stepwise = None
+    for i, v in enumerate(values):
+        stepwise = advance(stepwise, "inv-1", SINCE, [hour(i, cpu=v)])
+    assert stepwise is not None
+    expected = math.fsum(values)
+    assert float(dict(one_go.paas.dimensions)["cpu"]) == expected
+    assert float(dict(stepwise.paas.dimensions)["cpu"]) == expected
+
+
+def test_a_fractional_invoice_end_keeps_its_hour_out() -> None:
+    """An hour that starts before ``since`` was billed: dropped, even when startTime lets it in."""
+    since = SINCE + 0.5
+    window = advance(None, "inv-1", since, [hour(1), hour(0)])
+    assert window.since == since
+    assert window.paas.total == 110  # hour 0 starts half a second before since
+    assert window.through == SINCE + 2 * HOUR
 
 
 def test_a_repeated_hour_in_one_answer_counts_once() -> None:
@@ -65,17 +117,18 @@ def test_a_new_invoice_restarts_the_window_at_its_end() -> None:
     restarted = advance(old, "inv-2", new_since, [])
     assert (restarted.since, restarted.through) == (new_since, new_since)
     assert restarted.total == 0
-    assert restarted.teams == {}
+    assert restarted.team_hours == {}
 
 
 def test_team_windows_move_on_their_own() -> None:
-    first = advance(None, "inv-1", SINCE, [], {"team-a": [hour(0)]})
+    first = advance(None, "inv-1", SINCE, [], {"team-a": [hour(i) for i in range(4)]})
     assert first.team_start("team-a") == SINCE + HOUR
     assert first.team_start("team-b") == SINCE  # a team seen for the first time starts at since
-    second = advance(first, "inv-1", SINCE, [], {"team-a": [hour(1)], "team-b": [hour(1), hour(0)]})
-    assert second.teams["team-a"].paas.total == 220
-    assert second.teams["team-b"].paas.total == 220
-    assert second.teams["team-b"].through == SINCE + 2 * HOUR
+    answers = {"team-a": [hour(4), hour(3)], "team-b": [hour(1), hour(0)]}
+    second = advance(first, "inv-1", SINCE, [], answers)
+    assert second.team_hours["team-a"].sum.total == 550
+    assert second.team_hours["team-b"].sum.total == 220
+    assert second.team_hours["team-b"].end == SINCE + 2 * HOUR
 
 
 def test_missing_dimensions_add_nothing() -> None:
@@ -87,9 +140,8 @@ def test_missing_dimensions_add_nothing() -> None:
     assert dict(window.paas.dimensions)["cpu"] == 0
 
 
-def test_sum_plus_none_is_unchanged() -> None:
-    zero = Sum.zero((("cpu", "cpu"),))
-    assert zero.plus(None, (("cpu", "cpu"),)) is zero
+def test_a_missing_price_is_an_hour_of_zero() -> None:
+    assert Sum.of(None, ("cpu",)) == Sum.zero(("cpu",))
 
 
 @pytest.mark.parametrize(
