@@ -387,39 +387,125 @@ def fetch_all(
         params = {**query, "cursor": body["pagination"]["cursor"]}
 
 
-def test_pagination_follows_cursors_to_the_whole() -> None:
+def fetch_pages(
+    client: httpx.Client, path: str, max_count: int = 2, **query: str
+) -> list[dict[str, Any]]:
+    """The invoice breakdown's pages: ``page=1, 2, ...`` while ``hasNextPage``."""
+    pages = []
+    for number in itertools.count(1):
+        response = client.get(path, params={**query, "page": str(number)})
+        assert response.status_code == 200, response.text
+        body = response.json()
+        pages.append(body)
+        assert body["pagination"]["count"] <= max_count
+        if not body["pagination"]["hasNextPage"]:
+            assert body["pagination"]["cursor"] is None
+            return pages
+        assert number < 100
+    raise AssertionError("unreachable")
+
+
+def merge_resources(pages: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
+    """(project, resource type, resource) of every resource on a team's pages, in order."""
+    return [
+        (project["id"], group["resourceType"], resource["id"])
+        for page in pages
+        for project in page["data"]["paasUsage"]["teams"][0]["projects"]
+        for group in project["resourceTypes"]
+        for resource in group["resources"]
+    ]
+
+
+def test_list_endpoints_page_by_cursor_and_ignore_page() -> None:
     org = generate_organisation(teams=5, projects_per_team=3, now=NOW)
-    invoice_id = newest(org)
     with Simulator(org, page_size=2) as sim, httpx.Client(base_url=sim.url, headers=AUTH) as c:
         listed = fetch_all(c, "/v1/billing/invoices")
         assert len(listed) == 2
         merged = [i for page in listed for i in page["data"]["invoices"]]
         assert merged == org.render_invoice_summaries()
-
         assert len(fetch_all(c, "/v1/teams")) == 3
+        assert len(fetch_all(c, "/v1/teams/team-1/billing/invoices")) == 2
 
-        path = f"/v1/billing/invoices/{invoice_id}"
-        cases: list[tuple[dict[str, str], Callable[[dict[str, Any]], list[Any]]]] = [
-            ({}, lambda d: d["paasUsage"]["teams"]),
-            ({"teamId": "team-2"}, lambda d: d["paasUsage"]["teams"][0]["projects"]),
-            (
-                {"teamId": "team-2", "projectId": "api"},
-                lambda d: d["paasUsage"]["teams"][0]["projects"][0]["resourceTypes"],
-            ),
-        ]
-        for query, dig in cases:
-            pages = fetch_all(c, path, **query)
-            assert len(pages) > 1
-            whole = org.render_invoice(
-                invoice_id, team_id=query.get("teamId"), project_id=query.get("projectId")
-            )
-            assert [x for p in pages for x in dig(p["data"])] == dig(whole)
-            for page in pages:  # every page repeats the invoice's own fields
-                assert page["data"]["total"] == whole["total"]
-                assert page["data"]["paasUsage"]["price"] == whole["paasUsage"]["price"]
+        # page=2 is ignored (removed from the list pages in June 2026): page 1 again
+        for path in ("/v1/billing/invoices", "/v1/teams", "/v1/teams/team-1/billing/invoices"):
+            first = c.get(path).json()
+            assert c.get(path, params={"page": "2"}).json() == first
+            assert c.get(path, params={"page": "nonsense"}).status_code == 200
 
         small = c.get("/v1/teams", params={"per_page": "1"}).json()
         assert small["pagination"]["count"] == 1
+        big = c.get("/v1/teams", params={"per_page": "1000"}).json()
+        assert big["pagination"]["count"] == 5  # capped at 100, not an error
+
+
+def test_breakdown_pages_by_page_with_a_decoy_cursor() -> None:
+    org = generate_organisation(teams=5, projects_per_team=3, now=NOW)
+    invoice_id = newest(org)
+    path = f"/v1/billing/invoices/{invoice_id}"
+    with Simulator(org, page_size=2) as sim, httpx.Client(base_url=sim.url, headers=AUTH) as c:
+        cases: list[tuple[dict[str, str], Callable[[dict[str, Any]], list[Any]]]] = [
+            ({}, lambda d: d["paasUsage"]["teams"]),
+            ({"teamId": "team-2"}, lambda d: d["paasUsage"]["teams"][0]["projects"]),
+        ]
+        for query, dig in cases:
+            pages = fetch_pages(c, path, **query)
+            assert len(pages) > 1
+            whole = org.render_invoice(invoice_id, team_id=query.get("teamId"))
+            assert [x for p in pages for x in dig(p["data"])] == dig(whole)
+            first = pages[0]
+            cursor = first["pagination"]["cursor"]
+            assert isinstance(cursor, str)
+            assert cursor  # a decoy: non-null when hasNextPage
+            # a cursor sent back is ignored: page 1 again
+            again = c.get(path, params={**query, "cursor": cursor}).json()
+            assert again == first
+            assert c.get(path, params={**query, "cursor": "garbage!"}).json() == first
+        bad = c.get(path, params={"page": "0"})
+        assert bad.status_code == 400
+        assert "page" in error_of(bad)["message"]
+        beyond = c.get(path, params={"page": "99"}).json()
+        assert beyond["data"]["paasUsage"]["teams"] == []
+        assert beyond["pagination"] == {"hasNextPage": False, "cursor": None, "count": 0}
+
+
+def test_breakdown_pages_count_resources_and_repeat_totals() -> None:
+    org = generate_organisation(teams=2, projects_per_team=3, resources_per_type=2, now=NOW)
+    invoice_id = newest(org)
+    path = f"/v1/billing/invoices/{invoice_id}"
+    with Simulator(org, page_size=5) as sim, httpx.Client(base_url=sim.url, headers=AUTH) as c:
+        for query in (
+            {"teamId": "team-2", "projectId": "api"},
+            {"teamId": "team-2", "resourceType": "service"},
+        ):
+            pages = fetch_pages(c, path, max_count=5, **query)
+            whole = org.render_invoice(
+                invoice_id,
+                team_id="team-2",
+                project_id=query.get("projectId"),
+                resource_type=query.get("resourceType"),
+            )
+            expected = merge_resources([{"data": whole}])
+            assert merge_resources(pages) == expected
+            assert sum(p["pagination"]["count"] for p in pages) == len(expected)
+            assert len(pages) == -(-len(expected) // 5)
+            (whole_team,) = whole["paasUsage"]["teams"]
+            for page in pages:  # totals, line items and BYOC on every page
+                data = page["data"]
+                for key in ("total", "subTotal", "lineItems", "byocUsage", "tax", "period"):
+                    assert data[key] == whole[key]
+                assert data["paasUsage"]["price"] == whole["paasUsage"]["price"]
+                (team,) = data["paasUsage"]["teams"]
+                assert team["price"] == whole_team["price"]
+                for project in team["projects"]:  # whole prices, this page's resources
+                    full = next(p for p in whole_team["projects"] if p["id"] == project["id"])
+                    assert project["price"] == full["price"]
+                    for group in project["resourceTypes"]:
+                        full_group = next(
+                            g
+                            for g in full["resourceTypes"]
+                            if g["resourceType"] == group["resourceType"]
+                        )
+                        assert group["price"] == full_group["price"]
 
 
 def test_bad_cursor_and_page_size_are_400(client: httpx.Client, sim: Simulator) -> None:
@@ -721,12 +807,12 @@ def test_usage_has_only_whole_ended_hours_newest_first(usage_org: Organisation) 
     since = period_end(usage_org)
     clock = ManualClock(since + 5.5 * HOUR)
     with (
-        Simulator(usage_org, clock=clock) as sim,
+        Simulator(usage_org, clock=clock, running_hour=False) as sim,
         httpx.Client(base_url=sim.url, headers=AUTH) as c,
     ):
         usage = get_usage(c)
         assert stamps(usage, since) == [4, 3, 2, 1, 0]
-        assert usage == usage_org.render_usage(now=clock())
+        assert usage == usage_org.render_usage(now=clock(), running_hour=False)
         assert all(entry["timestamp"] % HOUR == 0 for entry in usage)
 
         clock.advance(0.4 * HOUR)  # 5.9 h: hour 5 has not ended
@@ -736,7 +822,9 @@ def test_usage_has_only_whole_ended_hours_newest_first(usage_org: Organisation) 
         clock.advance(1.5 * HOUR)  # 7.5 h: one more hour, not the half hour
         later = get_usage(c)
         assert stamps(later, since) == [6, 5, 4, 3, 2, 1, 0]
-        assert later[1:] == usage_org.render_usage(now=since + 6 * HOUR)  # hours don't change
+        assert later[1:] == usage_org.render_usage(
+            now=since + 6 * HOUR, running_hour=False
+        )  # hours don't change
 
         sim.clock = ManualClock(since + 0.99 * HOUR)  # the attribute can be swapped
         assert get_usage(c) == []
@@ -748,7 +836,10 @@ def test_usage_has_only_whole_ended_hours_newest_first(usage_org: Organisation) 
 def test_usage_uses_the_real_time_by_default() -> None:
     org = generate_organisation()  # the newest invoice ends at this month's start
     since = period_end(org)
-    with Simulator(org) as sim, httpx.Client(base_url=sim.url, headers=AUTH) as c:
+    with (
+        Simulator(org, running_hour=False) as sim,
+        httpx.Client(base_url=sim.url, headers=AUTH) as c,
+    ):
         before = (time.time() - since) // HOUR
         pages = fetch_all(c, "/v1/billing/usage", max_count=100, per_page="100")
         after = (time.time() - since) // HOUR
@@ -833,7 +924,7 @@ def test_usage_start_is_inclusive_and_end_exclusive(usage_org: Organisation) -> 
     since = period_end(usage_org)
     clock = ManualClock(since + 10.5 * HOUR)
     with (
-        Simulator(usage_org, clock=clock) as sim,
+        Simulator(usage_org, clock=clock, running_hour=False) as sim,
         httpx.Client(base_url=sim.url, headers=AUTH) as c,
     ):
 
@@ -851,29 +942,33 @@ def test_usage_start_is_inclusive_and_end_exclusive(usage_org: Organisation) -> 
         assert hours(startTime=since + 3 * HOUR, endTime=since + 3 * HOUR) == []
         assert hours(startTime="", endTime="") == hours()  # empty: as if absent
         team = get_usage(c, "team-3", startTime=str(since + 8 * HOUR))
-        assert team == usage_org.render_usage(now=clock(), start=since + 8 * HOUR, team_id="team-3")
+        assert team == usage_org.render_usage(
+            now=clock(), start=since + 8 * HOUR, team_id="team-3", running_hour=False
+        )
         assert stamps(team, since) == [9, 8]
 
 
 def test_usage_pages_merge_to_the_whole(usage_org: Organisation) -> None:
     since = period_end(usage_org)
     clock = ManualClock(since + 7.5 * HOUR)
-    sim = Simulator(usage_org, clock=clock, max_page_size=2)
+    sim = Simulator(usage_org, clock=clock, max_page_size=2, running_hour=False)
     with sim, httpx.Client(base_url=sim.url, headers=AUTH) as c:
         pages = fetch_all(c, "/v1/billing/usage")
         assert len(pages) == 4
-        assert [e for p in pages for e in p["data"]["usage"]] == usage_org.render_usage(now=clock())
+        assert [e for p in pages for e in p["data"]["usage"]] == usage_org.render_usage(
+            now=clock(), running_hour=False
+        )
         start = str(since + 2 * HOUR)
         pages = fetch_all(c, "/v1/teams/team-2/billing/usage", startTime=start)
         assert len(pages) == 3
         assert [e for p in pages for e in p["data"]["usage"]] == usage_org.render_usage(
-            now=clock(), start=since + 2 * HOUR, team_id="team-2"
+            now=clock(), start=since + 2 * HOUR, team_id="team-2", running_hour=False
         )
         # a cursor belongs to its list
         cursor = pages[0]["pagination"]["cursor"]
         assert c.get("/v1/billing/usage", params={"cursor": cursor}).status_code == 400
     with (
-        Simulator(usage_org, clock=clock) as sim,
+        Simulator(usage_org, clock=clock, running_hour=False) as sim,
         httpx.Client(base_url=sim.url, headers=AUTH) as c,
     ):
         pages = fetch_all(c, "/v1/billing/usage", max_count=3, per_page="3")
@@ -907,7 +1002,7 @@ def test_close_period_makes_a_new_newest_invoice(usage_org: Organisation) -> Non
     since = old.period_end
     clock = ManualClock(since + 12.5 * HOUR)
     with (
-        Simulator(usage_org, clock=clock) as sim,
+        Simulator(usage_org, clock=clock, running_hour=False) as sim,
         httpx.Client(base_url=sim.url, headers=AUTH) as c,
     ):
         assert len(get_usage(c)) == 12
@@ -933,7 +1028,7 @@ def test_close_period_makes_a_new_newest_invoice(usage_org: Organisation) -> Non
         assert stamps(get_usage(c, "team-4"), new.period_end) == [1, 0]
         old_hour = usage_org.usage_rates(old).paas_hour(new.period_end)
         assert usage[-1]["paasUsage"]["price"] != price_json(old_hour)  # the new figures
-        assert usage == usage_org.render_usage(now=clock())
+        assert usage == usage_org.render_usage(now=clock(), running_hour=False)
 
         again = usage_org.close_period(since + 11 * HOUR)
         assert again.id == "inv-2026-11-2"
@@ -968,3 +1063,281 @@ def test_a_month_of_usage_is_served_quickly() -> None:
             assert len(get_usage(c, f"team-{i % 10 + 1}", startTime=start)) == 20 - i
         elapsed = time.monotonic() - started
     assert elapsed < 3
+
+
+# -- the running hour -------------------------------------------------------------------
+
+
+def test_the_running_hour_grows_and_settles(usage_org: Organisation) -> None:
+    since = period_end(usage_org)
+    clock = ManualClock(since + 2.25 * HOUR)
+    with (
+        Simulator(usage_org, clock=clock) as sim,
+        httpx.Client(base_url=sim.url, headers=AUTH) as c,
+    ):
+        quarter = get_usage(c)
+        assert stamps(quarter, since) == [2, 1, 0]  # hour 2 is running, a quarter gone
+        assert quarter == usage_org.render_usage(now=clock())
+        full = usage_org.render_usage(now=since + 3 * HOUR)[0]
+        assert full["timestamp"] == quarter[0]["timestamp"] == since + 2 * HOUR
+        for dim, cents in full["paasUsage"]["price"].items():
+            assert quarter[0]["paasUsage"]["price"][dim] == pytest.approx(cents / 4, abs=0.001)
+        for dim, cents in full["byocUsage"]["price"].items():
+            assert quarter[0]["byocUsage"]["price"][dim] == pytest.approx(cents / 4, abs=0.001)
+        assert quarter[1:] == usage_org.render_usage(now=since + 2 * HOUR)  # ended: whole
+
+        clock.advance(0.5 * HOUR)  # three quarters
+        grown = get_usage(c)
+        assert grown[1:] == quarter[1:]
+        total = grown[0]["paasUsage"]["price"]["total"]
+        assert total == pytest.approx(full["paasUsage"]["price"]["total"] * 0.75, abs=0.01)
+        assert quarter[0]["paasUsage"]["price"]["total"] < total
+
+        # every hour, the running one too: the teams add up to the organisation
+        teams = {team: get_usage(c, team) for team in TEAMS}
+        for i, entry in enumerate(grown):
+            assert entry["paasUsage"]["price"] == add_prices(
+                [teams[team][i]["paasUsage"]["price"] for team in TEAMS]
+            )
+            assert_price_consistent(entry["paasUsage"]["price"])
+        for team in TEAMS:
+            assert teams[team] == usage_org.render_usage(now=clock(), team_id=team)
+
+        clock.advance(0.25 * HOUR)  # the hour has ended: its full figures
+        settled = get_usage(c)
+        assert stamps(settled, since) == [2, 1, 0]
+        assert settled[0] == full
+        clock.advance(1)  # and the next one starts
+        assert stamps(get_usage(c), since) == [3, 2, 1, 0]
+    with (
+        Simulator(usage_org, clock=clock, running_hour=False) as sim,
+        httpx.Client(base_url=sim.url, headers=AUTH) as c,
+    ):
+        assert stamps(get_usage(c), since) == [2, 1, 0]  # off: whole hours only
+
+
+def test_fractional_period_end_starts_usage_at_the_next_whole_hour() -> None:
+    org = generate_organisation(now=NOW)
+    invoice = org.newest_invoice()
+    start, end = invoice.period_start + 0.25, invoice.period_end + 0.5
+    org.set_period(invoice.id, start, end)
+    summary = next(s for s in org.render_invoice_summaries() if s["id"] == invoice.id)
+    assert summary["period"] == {"start": start, "end": end}
+    assert org.render_invoice(invoice.id)["period"] == {"start": start, "end": end}
+    first = invoice.period_end - 0.5 + HOUR  # the whole hour after period.end
+    usage = org.render_usage(now=first + 1.5 * HOUR)
+    assert [e["timestamp"] for e in usage] == [first + HOUR, first]
+    assert org.render_usage(now=first) == []
+
+
+# -- /v1/auth and tokens ----------------------------------------------------------------
+
+
+def test_auth_endpoint_with_and_without_expiry() -> None:
+    with Simulator() as sim, httpx.Client(base_url=sim.url, headers=AUTH) as c:
+        response = c.get("/v1/auth")
+        assert response.status_code == 200
+        data = response.json()["data"]
+        assert data == {
+            "entityType": "org",
+            "entityId": "sim-org",
+            "permissions": data["permissions"],
+        }
+        assert "Organisation > Admin > Billing > Read" in data["permissions"]
+        assert all(isinstance(p, str) for p in data["permissions"])
+        assert "x-ratelimit-remaining" in response.headers
+        assert sim.count(path_prefix="/v1/auth") == 1
+    expires = datetime(2027, 1, 1, tzinfo=UTC).timestamp()
+    clock = ManualClock(NOW)
+    sim = Simulator(token_entity=("team", "team-2"), token_expires_at=expires, clock=clock)
+    with sim, httpx.Client(base_url=sim.url, headers=AUTH) as c:
+        data = c.get("/v1/auth").json()["data"]
+        assert (data["entityType"], data["entityId"]) == ("team", "team-2")
+        assert data["expiresAt"] == "2027-01-01T00:00:00.000Z"
+        clock.now = expires  # expired: 401 everywhere
+        expired = c.get("/v1/auth")
+        assert expired.status_code == 401
+        assert "expired" in error_of(expired)["message"]
+        assert c.get("/v1/teams").status_code == 401
+
+
+def test_auth_endpoint_fails_through_faults(client: httpx.Client, sim: Simulator) -> None:
+    sim.faults.fail(503, match=lambda path, query: path == "/v1/auth")
+    assert client.get("/v1/teams").status_code == 200  # not matched
+    failed = client.get("/v1/auth")
+    assert failed.status_code == 503
+    error_of(failed)
+    assert client.get("/v1/auth").status_code == 200
+    assert [r.status for r in sim.requests if r.path == "/v1/auth"] == [503, 200]
+
+
+def test_a_token_without_billing_read() -> None:
+    with Simulator(no_billing_tokens={"tok"}, forbidden_tokens={"bad"}) as sim:
+        headers = {"Authorization": "Bearer tok"}
+        with httpx.Client(base_url=sim.url, headers=headers) as c:
+            auth = c.get("/v1/auth")
+            assert auth.status_code == 200
+            assert "Organisation > Admin > Billing > Read" not in auth.json()["data"]["permissions"]
+            assert c.get("/v1/teams").status_code == 200
+            invoice_id = newest(sim.org)
+            for path in (
+                "/v1/billing/invoices",
+                "/v1/teams/team-1/billing/invoices",
+                f"/v1/billing/invoices/{invoice_id}",
+                f"/v1/teams/team-1/billing/invoices/{invoice_id}",
+                "/v1/billing/usage",
+                "/v1/teams/team-1/billing/usage",
+            ):
+                response = c.get(path)
+                assert response.status_code == 403, path
+                assert "Organisation > Admin > Billing > Read" in error_of(response)["message"]
+        forbidden = httpx.get(f"{sim.url}/v1/auth", headers={"Authorization": "Bearer bad"})
+        assert forbidden.status_code == 403
+        unknown = httpx.get(f"{sim.url}/v1/auth", headers={"Authorization": "Bearer who"})
+        assert unknown.status_code == 401
+
+
+# -- the older billing API --------------------------------------------------------------
+
+
+def test_legacy_billing_mode() -> None:
+    org = generate_organisation(now=NOW)
+    invoice_id = newest(org)
+    sim = Simulator(org, legacy_billing=True, clock=ManualClock(NOW))
+    with sim, httpx.Client(base_url=sim.url, headers=AUTH) as c:
+        for path in ("/v1/billing/invoices", "/v1/teams/team-1/billing/invoices"):
+            listed = c.get(path).json()["data"]["invoices"]
+            assert len(listed) == 3
+            for entry in listed:
+                assert "id" not in entry
+                assert "currency" not in entry
+                assert {"period", "total", "subTotal", "paid", "paasUsage"} <= set(entry)
+        for path in (
+            f"/v1/billing/invoices/{invoice_id}",
+            f"/v1/teams/team-1/billing/invoices/{invoice_id}",
+            "/v1/billing/usage",
+            "/v1/teams/team-1/billing/usage",
+        ):
+            response = c.get(path)
+            assert response.status_code == 404, path
+            error_of(response)
+        preview = c.get("/v1/billing/invoices/details", params={"timestamp": str(int(NOW))})
+        assert preview.status_code == 200
+        expected = org.render_invoice(invoice_id)
+        del expected["id"]
+        assert preview.json()["data"] == expected
+        assert c.get("/v1/billing/invoices/details").status_code == 400
+    with Simulator(org) as sim, httpx.Client(base_url=sim.url, headers=AUTH) as c:
+        assert c.get("/v1/billing/invoices/details", params={"timestamp": "1"}).status_code == 404
+
+
+# -- fractional cents -------------------------------------------------------------------
+
+
+def test_fractional_cents_add_up_exactly(client: httpx.Client, sim: Simulator) -> None:
+    invoice_id = newest(sim.org)
+
+    def levels() -> list[float]:
+        top = get_invoice(client, invoice_id)
+        team = get_invoice(client, invoice_id, teamId="team-1")["paasUsage"]["teams"][0]
+        deep = get_invoice(client, invoice_id, teamId="team-1", projectId="web")
+        project = deep["paasUsage"]["teams"][0]["projects"][0]
+        rtype = next(t for t in project["resourceTypes"] if t["resourceType"] == "service")
+        (resource,) = rtype["resources"]
+        web = next(p for p in team["projects"] if p["id"] == "web")
+        return [
+            resource["price"]["cpu"],
+            resource["price"]["total"],
+            rtype["price"]["total"],
+            web["price"]["total"],
+            next(t for t in top["paasUsage"]["teams"] if t["id"] == "team-1")["price"]["total"],
+            top["paasUsage"]["price"]["total"],
+            next(i for i in top["lineItems"] if i["title"] == "PaaS usage")["total"],
+            top["subTotal"],
+        ]
+
+    before = levels()
+    resource = sim.org.invoice(invoice_id).team("team-1").project("web").resource("service-1")
+    cpu, memory = resource.price["cpu"], resource.price["memory"]
+    sim.org.set_resource_price(invoice_id, "team-1", "web", "service-1", cpu=cpu + 0.5)
+    half = levels()
+    assert [a - b for a, b in zip(half, before, strict=True)] == [0.5] * 8
+    sim.org.set_resource_price(invoice_id, "team-1", "web", "service-1", memory=memory + 0.25)
+    both = levels()
+    assert both[0] == cpu + 0.5
+    assert [a - b for a, b in zip(both[1:], before[1:], strict=True)] == [0.75] * 7
+    sim.org.set_resource_price(
+        invoice_id, "team-1", "web", "service-1", cpu=0.5, memory=0.25, storage=0
+    )
+    assert levels()[:2] == [0.5, 0.75]
+
+
+def test_generated_fractional_cents() -> None:
+    org = generate_organisation(fractional_cents=True, now=NOW)
+    plain = generate_organisation(now=NOW)
+    invoice_id = newest(org)
+    fractions = {
+        value % 1
+        for team in org.invoice(invoice_id).teams
+        for project in team.projects
+        for resource in project.resources
+        for value in resource.price.values()
+    }
+    assert fractions == {0, 0.5, 0.25}
+    data = org.render_invoice(invoice_id)
+    assert data["paasUsage"]["price"]["total"] % 1 in (0, 0.25, 0.5, 0.75)
+    assert (
+        data["paasUsage"]["price"]["total"]
+        != plain.render_invoice(invoice_id)["paasUsage"]["price"]["total"]
+    )
+    teams = data["paasUsage"]["teams"]
+    assert add_prices([t["price"] for t in teams]) == data["paasUsage"]["price"]
+    assert data["subTotal"] == sum(i["total"] for i in data["lineItems"])
+    assert org.render_usage(now=period_end(org) + 3 * HOUR)  # hours still whole cents
+
+
+# -- resource types ---------------------------------------------------------------------
+
+
+def test_add_resource_of_a_new_type_shows_and_pages() -> None:
+    org = generate_organisation(teams=2, projects_per_team=3, now=NOW)
+    invoice_id = newest(org)
+    for project_id in ("web", "api", "workers"):
+        for n in range(1, 4):
+            org.add_resource(
+                invoice_id, "team-2", project_id, "sandbox", f"sandbox-{n}", cpu=100 * n + 0.5
+            )
+    org.add_resource(invoice_id, "team-2", "web", "harness", "harness-1", "CI", memory=700)
+    with pytest.raises(ValueError, match="already"):
+        org.add_resource(invoice_id, "team-2", "web", "sandbox", "sandbox-1", cpu=1)
+    path = f"/v1/billing/invoices/{invoice_id}"
+    with Simulator(org, page_size=4) as sim, httpx.Client(base_url=sim.url, headers=AUTH) as c:
+        deep = fetch_pages(c, path, max_count=4, teamId="team-2", projectId="web")
+        types = [
+            g["resourceType"]
+            for p in deep
+            for g in p["data"]["paasUsage"]["teams"][0]["projects"][0]["resourceTypes"]
+        ]
+        assert types[-2:] == ["harness", "sandbox"]  # known types first, then unknown ones
+        sandboxes = [r for r in merge_resources(deep) if r[1] == "sandbox"]
+        assert [r[2] for r in sandboxes] == ["sandbox-1", "sandbox-2", "sandbox-3"]
+
+        pages = fetch_pages(c, path, max_count=4, teamId="team-2", resourceType="sandbox")
+        assert [p["pagination"]["count"] for p in pages] == [4, 4, 1]  # nine resources
+        assert merge_resources(pages) == [
+            (project_id, "sandbox", f"sandbox-{n}")
+            for project_id in ("web", "api", "workers")
+            for n in range(1, 4)
+        ]
+        team_price = pages[0]["data"]["paasUsage"]["teams"][0]["price"]
+        assert team_price == {"total": 3 * (100.5 + 200.5 + 300.5), "cpu": 1804.5}
+        web = get_invoice(c, invoice_id, teamId="team-2")["paasUsage"]["teams"][0]["projects"][0]
+        assert (
+            web["price"]
+            == org.render_invoice(invoice_id, team_id="team-2")["paasUsage"]["teams"][0][
+                "projects"
+            ][0]["price"]
+        )
+        unknown = c.get(path, params={"resourceType": "database"})
+        assert unknown.status_code == 400
+        assert c.get(path, params={"resourceType": "harness"}).status_code == 200

@@ -14,6 +14,7 @@ points back up).
 from __future__ import annotations
 
 import contextlib
+import math
 import random
 import threading
 import time
@@ -21,6 +22,7 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from fractions import Fraction
 from typing import Any
 
 RESOURCE_TYPES = (
@@ -32,13 +34,17 @@ RESOURCE_TYPES = (
     "llm-model-deployment",
     "external-addon",
 )
+# Every type the simulator knows (the reference page's list grows: seven values in June
+# 2026, ``job, service, addon, volume`` later, ``harness`` after that). The generator
+# uses RESOURCE_TYPES unless told otherwise; add_resource takes any type at all.
+KNOWN_RESOURCE_TYPES = (*RESOURCE_TYPES, "harness")
 PAAS_DIMENSIONS = ("cpu", "memory", "storage", "gpu")
 BYOC_DIMENSIONS = ("vcpu", "memory", "gpuMemory", "cluster")
 HOUR = 3600
 HOURS_PER_MONTH = 720  # hourly usage is an invoice's monthly figure spread over 720 hours
 
 Json = dict[str, Any]
-Price = dict[str, int]
+Price = dict[str, float]  # cents, whole or fractional (0.5, 0.25 ...)
 
 
 # --------------------------------------------------------------------------------------
@@ -89,11 +95,11 @@ class LineItem:
     """An invoice line besides the usage lines (which are derived from the usage)."""
 
     title: str
-    base: int
-    proration: int = 0
+    base: float
+    proration: float = 0
 
     @property
-    def total(self) -> int:
+    def total(self) -> float:
         return self.base + self.proration
 
 
@@ -102,13 +108,13 @@ class Invoice:
     """A finalized invoice. Only resource-level PaaS amounts and BYOC are stored."""
 
     id: str
-    period_start: int
-    period_end: int
+    period_start: float  # Unix seconds, possibly fractional
+    period_end: float
     teams: list[InvoiceTeam]
     currency: str = "usd"
     byoc: Price | None = None  # BYOC dimension -> cents; None: no byocUsage at all
     extra_line_items: list[LineItem] = field(default_factory=list)
-    discount: int = 0
+    discount: float = 0
     tax_percent: float = 20
     paid: bool = False
 
@@ -189,19 +195,20 @@ class Organisation:
         project_id: str,
         resource_id: str,
         *,
-        cpu: int | None = None,
-        memory: int | None = None,
-        storage: int | None = None,
-        gpu: int | None = None,
+        cpu: float | None = None,
+        memory: float | None = None,
+        storage: float | None = None,
+        gpu: float | None = None,
     ) -> None:
-        """Set the given dimensions (cents) of one resource; 0 makes the field vanish."""
+        """Set the given dimensions (cents, fractional ones too: ``cpu=0.5``) of one
+        resource; 0 makes the field vanish."""
         given = {"cpu": cpu, "memory": memory, "storage": storage, "gpu": gpu}
         with self.mutate():
             invoice = self.invoice(invoice_id)
             resource = invoice.team(team_id).project(project_id).resource(resource_id)
             resource.price.update({k: v for k, v in given.items() if v is not None})
 
-    def set_byoc_price(self, invoice_id: str, **cents: int) -> None:
+    def set_byoc_price(self, invoice_id: str, **cents: float) -> None:
         """Set BYOC dimensions (``vcpu``, ``memory``, ``gpuMemory``, ``cluster``)."""
         unknown = set(cents) - set(BYOC_DIMENSIONS)
         if unknown:
@@ -209,6 +216,43 @@ class Organisation:
         with self.mutate():
             invoice = self.invoice(invoice_id)
             invoice.byoc = {**(invoice.byoc or {}), **cents}
+
+    def add_resource(
+        self,
+        invoice_id: str,
+        team_id: str,
+        project_id: str,
+        resource_type: str,
+        resource_id: str,
+        name: str | None = None,
+        **cents: float,
+    ) -> Resource:
+        """Add a resource to a project of an invoice, of any type (one the project never
+        used, or one no list knows, e.g. ``"sandbox"``); ``cents`` are PaaS dimensions
+        (``cpu=1200, memory=0.5``). Its figures show in every total from the next
+        request on (and in the usage hours when the invoice is the newest)."""
+        unknown = set(cents) - set(PAAS_DIMENSIONS)
+        if unknown:
+            raise ValueError(f"unknown PaaS dimensions: {sorted(unknown)}")
+        with self.mutate():
+            project = self.invoice(invoice_id).team(team_id).project(project_id)
+            if any(r.id == resource_id for r in project.resources):
+                raise ValueError(f"resource {resource_id} already in project {project_id}")
+            resource = Resource(
+                resource_id, name or resource_id, resource_type, {k: v for k, v in cents.items()}
+            )
+            project.resources.append(resource)
+            return resource
+
+    def set_period(self, invoice_id: str, start: float, end: float) -> None:
+        """Set an invoice's ``period`` (Unix seconds, fractional ones too). Usage hours
+        start at the first whole hour at or after the newest invoice's ``period.end``
+        (see :func:`usage_since`)."""
+        if end <= start:
+            raise ValueError("period end must be after its start")
+        with self.mutate():
+            invoice = self.invoice(invoice_id)
+            invoice.period_start, invoice.period_end = start, end
 
     def aggregates(self, invoice: Invoice) -> _Aggregates:
         """The invoice's sums, cached until the next :meth:`mutate`."""
@@ -262,7 +306,7 @@ class Organisation:
         with self.lock:
             invoice = self.invoice(invoice_id)
             view = InvoiceFilter(team_id, project_id, resource_type)
-            return invoice_view(invoice, self.aggregates(invoice), view)[0]
+            return invoice_view(invoice, self.aggregates(invoice), view)
 
     def render_invoice_summaries(self) -> list[Json]:
         """``data.invoices`` of the list endpoint, unpaged, in its order."""
@@ -279,17 +323,21 @@ class Organisation:
         start: float | None = None,
         end: float | None = None,
         team_id: str | None = None,
+        running_hour: bool = True,
     ) -> list[Json]:
         """``data.usage`` of ``GET .../billing/usage`` at time ``now``, unpaged, newest
-        first: the whole hours that ended by ``now``, from the newest invoice's
-        ``period.end`` (and from ``start``, inclusive) up to ``end`` (exclusive). With
-        ``team_id``, the team variant (its PaaS usage only). Raises :class:`ApiError`
-        (404) for a team the organisation does not have."""
+        first: the hours from the newest invoice's (see :func:`usage_since`) and from
+        ``start`` (inclusive) up to ``end`` (exclusive) that have ended by ``now``, and
+        with ``running_hour`` (as ``Simulator(running_hour=True)``, the default) the hour
+        still running, partly filled. With ``team_id``, the team variant (its PaaS usage
+        only). Raises :class:`ApiError` (404) for a team the organisation does not have."""
         # Imported late: views imports this module (see the module docstring).
         from exporter.simulator.views import usage_view
 
         with self.lock:
-            return usage_view(self, now=now, start=start, end=end, team_id=team_id)
+            return usage_view(
+                self, now=now, start=start, end=end, team_id=team_id, running_hour=running_hour
+            )
 
 
 # --------------------------------------------------------------------------------------
@@ -345,13 +393,15 @@ class UsageRates:
 
     def __init__(self, invoice: Invoice) -> None:
         self.invoice_id = invoice.id
+        self.since = usage_since(invoice)
+        self.team_ids = [team.id for team in invoice.teams]
         self.byoc: Price | None = (
             None
             if invoice.byoc is None
             else {dim: _per_hour(cents, 1, 1) for dim, cents in invoice.byoc.items()}
         )
         # team -> resource ID -> dimension -> the monthly cents of those resources
-        monthly: dict[str, dict[str, dict[str, list[int]]]] = {}
+        monthly: dict[str, dict[str, dict[str, list[float]]]] = {}
         for team in invoice.teams:
             groups = monthly.setdefault(team.id, {})
             for project in team.projects:
@@ -401,23 +451,33 @@ class UsageRates:
         return cached
 
 
-def _per_hour(monthly_cents: int, numerator: int, denominator: int) -> int:
-    """``monthly_cents * numerator / denominator / 720``, rounded half up."""
-    scaled = 2 * monthly_cents * numerator
-    whole = 2 * denominator * HOURS_PER_MONTH
-    return (scaled + whole // 2) // whole
+def _per_hour(monthly_cents: float, numerator: int, denominator: int) -> int:
+    """``monthly_cents * numerator / denominator / 720``, rounded half up (exactly, also
+    for fractional cents)."""
+    if isinstance(monthly_cents, int):  # the common case, fast
+        scaled = 2 * monthly_cents * numerator
+        whole = 2 * denominator * HOURS_PER_MONTH
+        return (scaled + whole // 2) // whole
+    exact = Fraction(monthly_cents) * numerator / (denominator * HOURS_PER_MONTH)
+    return math.floor(exact + Fraction(1, 2))
+
+
+def usage_since(invoice: Invoice) -> int:
+    """The first usage hour after ``invoice``: the first whole hour (a multiple of 3600)
+    starting at or after its ``period.end`` (which may be fractional)."""
+    return math.ceil(invoice.period_end / HOUR) * HOUR
 
 
 def _zero() -> Price:
     return dict.fromkeys(PAAS_DIMENSIONS, 0)
 
 
-def _add(into: Price, other: Mapping[str, int]) -> None:
+def _add(into: Price, other: Mapping[str, float]) -> None:
     for dim, cents in other.items():
         into[dim] = into.get(dim, 0) + cents
 
 
-def _sum(prices: Iterable[Mapping[str, int]]) -> Price:
+def _sum(prices: Iterable[Mapping[str, float]]) -> Price:
     total = _zero()
     for price in prices:
         _add(total, price)
@@ -458,6 +518,7 @@ _TYPE_LABELS = {
     "opentofu-job": "OpenTofu Job",
     "llm-model-deployment": "LLM Deployment",
     "external-addon": "External Redis",
+    "harness": "Harness Pipeline",
 }
 # The dimensions each resource type is billed for; all others are 0 (left out).
 _TYPE_DIMENSIONS = {
@@ -468,6 +529,7 @@ _TYPE_DIMENSIONS = {
     "opentofu-job": ("cpu",),
     "llm-model-deployment": ("cpu", "memory", "gpu"),  # gpu only in odd-numbered teams
     "external-addon": ("memory",),
+    "harness": ("cpu", "memory"),
 }
 
 
@@ -480,6 +542,8 @@ def generate_organisation(
     invoices: int = 3,
     byoc: bool = True,
     now: float | None = None,
+    resource_types: Iterable[str] = RESOURCE_TYPES,
+    fractional_cents: bool = False,
 ) -> Organisation:
     """A deterministic organisation for ``seed``.
 
@@ -489,13 +553,23 @@ def generate_organisation(
     have no ``gpu`` field. ``invoices`` monthly invoices, the newest ending at the start
     of the current UTC month (of ``now``), each older one a month earlier with smaller
     figures; the newest is unpaid.
+
+    ``resource_types`` (default the seven of :data:`RESOURCE_TYPES`; any of
+    :data:`KNOWN_RESOURCE_TYPES`, e.g. with ``"harness"``) are the types every project
+    has. With ``fractional_cents``, every third resource has 0.5 cent more and every
+    third after it 0.25 cent more on its first dimension (on every invoice), so that
+    every total has fractional cents.
     """
+    types = tuple(resource_types)
+    unknown = set(types) - set(KNOWN_RESOURCE_TYPES)
+    if unknown:
+        raise ValueError(f"unknown resource types: {sorted(unknown)}")
     if min(teams, projects_per_team, resources_per_type, invoices) < 1:
         raise ValueError("teams, projects, resources and invoices must be at least 1")
     rng = random.Random(seed)  # noqa: S311 - made-up figures, not secrets
     team_list = [_generate_team(i, rng) for i in range(1, teams + 1)]
     base = [
-        _generate_invoice_team(team, i, projects_per_team, resources_per_type, rng)
+        _generate_invoice_team(team, i, projects_per_team, resources_per_type, types, rng)
         for i, team in enumerate(team_list, start=1)
     ]
     base_byoc = {
@@ -525,6 +599,9 @@ def generate_organisation(
                 paid=age > 0,
             )
         )
+    if fractional_cents:
+        for invoice in made:
+            _add_fractions(invoice)
     return Organisation(teams=team_list, invoices=_shuffled(made, rng))
 
 
@@ -540,7 +617,12 @@ def _generate_team(index: int, rng: random.Random) -> Team:
 
 
 def _generate_invoice_team(
-    team: Team, index: int, projects: int, per_type: int, rng: random.Random
+    team: Team,
+    index: int,
+    projects: int,
+    per_type: int,
+    types: tuple[str, ...],
+    rng: random.Random,
 ) -> InvoiceTeam:
     uses_gpu = index % 2 == 1
     made = []
@@ -560,7 +642,7 @@ def _generate_invoice_team(
                     if dim != "gpu" or uses_gpu
                 },
             )
-            for rtype in RESOURCE_TYPES
+            for rtype in types
             for n in range(1, per_type + 1)
         ]
         made.append(Project(project_id, name, resources))
@@ -569,14 +651,27 @@ def _generate_invoice_team(
 
 def _scale(cents: int, age: int) -> int:
     """An older invoice's figure: smaller, so tests can tell invoices apart."""
-    return round(cents * 10 / (10 + age))
+    return cents if age == 0 else round(cents * 10 / (10 + age))
+
+
+def _add_fractions(invoice: Invoice) -> None:
+    """0.5 cent more on every third resource's first dimension, 0.25 on the next."""
+    index = 0
+    for team in invoice.teams:
+        for project in team.projects:
+            for resource in project.resources:
+                fraction = (0.5, 0.25, 0)[index % 3]
+                index += 1
+                if fraction and resource.price:
+                    dim = next(iter(resource.price))
+                    resource.price[dim] += fraction
 
 
 def _scaled_team(team: InvoiceTeam, age: int) -> InvoiceTeam:
-    return _map_prices(team, lambda cents: _scale(cents, age))
+    return _map_prices(team, lambda cents: _scale(int(cents), age))
 
 
-def _map_prices(team: InvoiceTeam, change: Callable[[int], int]) -> InvoiceTeam:
+def _map_prices(team: InvoiceTeam, change: Callable[[float], float]) -> InvoiceTeam:
     """A copy of ``team`` with ``change`` applied to every resource figure."""
     return InvoiceTeam(
         team.id,
@@ -597,7 +692,7 @@ def _map_prices(team: InvoiceTeam, change: Callable[[int], int]) -> InvoiceTeam:
     )
 
 
-def _next_invoice(previous: Invoice, end: int, taken: set[str]) -> Invoice:
+def _next_invoice(previous: Invoice, end: float, taken: set[str]) -> Invoice:
     """The invoice after ``previous``, up to ``end``: its figures, each changed by a
     deterministic -10 % .. +25 % (seeded by the new period)."""
     start = datetime.fromtimestamp(previous.period_end, UTC)
@@ -608,7 +703,7 @@ def _next_invoice(previous: Invoice, end: int, taken: set[str]) -> Invoice:
         invoice_id = f"{base_id}-{suffix}"
     rng = random.Random(f"{invoice_id} {previous.period_end} {end}")  # noqa: S311
 
-    def vary(cents: int) -> int:
+    def vary(cents: float) -> float:
         return max(1, round(cents * rng.uniform(0.9, 1.25))) if cents else 0
 
     return Invoice(

@@ -29,9 +29,19 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from exporter.simulator.org import Json, Organisation, generate_organisation
-from exporter.simulator.views import MAX_PAGE_SIZE, ApiError, _Api, _route
+from exporter.simulator.views import (
+    FULL_PERMISSIONS,
+    MAX_PAGE_SIZE,
+    NO_BILLING_PERMISSIONS,
+    ApiError,
+    ApiMode,
+    Caller,
+    _Api,
+    _route,
+)
 
 DEFAULT_TOKEN = "sim-token"  # noqa: S105 - a fixed demo token, not a secret
+DEFAULT_ENTITY = ("org", "sim-org")  # what GET /v1/auth says the token belongs to
 
 QueryMatch = Callable[[str, dict[str, str]], bool]
 
@@ -297,8 +307,17 @@ class Simulator:
     """The fake API server. ``start()`` it (or use ``with``), read ``url``, ``stop()``.
 
     ``clock`` (Unix seconds; a public attribute, replaceable at any time) is the time the
-    usage endpoints see: only hours that ended by it are answered. The rate-limit window
-    runs on ``time.monotonic()`` whatever the clock.
+    usage endpoints see: the hours that ended by it, and with ``running_hour`` (default)
+    the one running, partly filled. It also says when a token with ``token_expires_at``
+    has expired (401 from then on). The rate-limit window runs on ``time.monotonic()``
+    whatever the clock.
+
+    Tokens: ``token`` has every permission; ``no_billing_tokens`` are valid but lack
+    billing read (``GET /v1/auth`` and ``GET /v1/teams`` answer, billing endpoints 403
+    naming "Organisation > Admin > Billing > Read"); ``forbidden_tokens`` get 403
+    everywhere; any other token 401. ``token_entity`` (``("org" | "team", id)``) and
+    ``token_expires_at`` (Unix seconds, None: never) are what ``GET /v1/auth`` says.
+    ``legacy_billing`` serves the older billing API (see the package docstring).
     """
 
     def __init__(
@@ -315,12 +334,22 @@ class Simulator:
         retry_after_on_429: bool = True,
         forbidden_tokens: Iterable[str] = (),
         clock: Callable[[], float] = time.time,
+        running_hour: bool = True,
+        legacy_billing: bool = False,
+        no_billing_tokens: Iterable[str] = (),
+        token_entity: tuple[str, str] = DEFAULT_ENTITY,
+        token_expires_at: float | None = None,
     ) -> None:
         if page_size < 1:
             raise ValueError("page_size must be at least 1")
         self.org = org if org is not None else generate_organisation()
         self.token = token
         self.forbidden_tokens = frozenset(forbidden_tokens)
+        self.no_billing_tokens = frozenset(no_billing_tokens)
+        self.token_entity = token_entity
+        self.token_expires_at = token_expires_at
+        self.running_hour = running_hour
+        self.legacy_billing = legacy_billing
         self.host = host
         self.port = port
         self.page_size = page_size
@@ -481,9 +510,13 @@ class Simulator:
                 response = _error_response(405, f"Method {method} not allowed")
                 response.headers["Allow"] = "GET"
                 return response
-            self._authorize(authorization)
+            now = self.clock()
+            caller = self._authorize(authorization, now)
             handler, params = _route(path)
-            api = _Api(self.org, self.page_size, self.max_page_size, now=self.clock())
+            mode = ApiMode(
+                self.page_size, self.max_page_size, self.running_hour, self.legacy_billing
+            )
+            api = _Api(self.org, mode, caller, now)
             with self.org.lock:
                 data, pagination = handler(api, params, query, path)
         except ApiError as error:
@@ -493,16 +526,26 @@ class Simulator:
             document["pagination"] = pagination
         return _json_response(200, document)
 
-    def _authorize(self, authorization: str | None) -> None:
+    def _authorize(self, authorization: str | None, now: float) -> Caller:
         scheme, _, token = (authorization or "").partition(" ")
+        token = token.strip()
         if not authorization:
             raise ApiError(401, "Missing API token")
-        if scheme.lower() != "bearer" or not secrets.compare_digest(
-            token.strip().encode(), self.token.encode()
-        ):
-            if scheme.lower() == "bearer" and token.strip() in self.forbidden_tokens:
-                raise ApiError(403, "Token lacks the permission Account > Billing > General > Read")
+        if scheme.lower() != "bearer":
             raise ApiError(401, "Invalid API token")
+        permissions: tuple[str, ...]
+        if secrets.compare_digest(token.encode(), self.token.encode()):
+            permissions = FULL_PERMISSIONS
+        elif token in self.no_billing_tokens:
+            permissions = NO_BILLING_PERMISSIONS
+        elif token in self.forbidden_tokens:
+            raise ApiError(403, "Token lacks the permission Organisation > Admin > Billing > Read")
+        else:
+            raise ApiError(401, "Invalid API token")
+        if self.token_expires_at is not None and now >= self.token_expires_at:
+            raise ApiError(401, "API token expired")
+        entity_type, entity_id = self.token_entity
+        return Caller(entity_type, entity_id, permissions, self.token_expires_at)
 
     def _fault(
         self,
@@ -582,6 +625,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--page-size", type=int, default=50)
     parser.add_argument("--rate-limit", type=int, default=1000)
     parser.add_argument("--rate-window-seconds", type=float, default=3600)
+    parser.add_argument("--legacy-billing", action="store_true", help="serve the older billing API")
+    parser.add_argument(
+        "--no-running-hour", action="store_true", help="usage: whole ended hours only"
+    )
+    parser.add_argument(
+        "--token-expires-in-days", type=float, default=None, help="default: never expires"
+    )
+    parser.add_argument(
+        "--fractional-cents", action="store_true", help="half and quarter cents in figures"
+    )
     args = parser.parse_args(argv)
     org = generate_organisation(
         args.teams,
@@ -590,7 +643,9 @@ def main(argv: list[str] | None = None) -> int:
         seed=args.seed,
         invoices=args.invoices,
         byoc=not args.no_byoc,
+        fractional_cents=args.fractional_cents,
     )
+    expires = args.token_expires_in_days
     sim = Simulator(
         org,
         token=args.token,
@@ -599,6 +654,9 @@ def main(argv: list[str] | None = None) -> int:
         page_size=args.page_size,
         rate_limit=args.rate_limit,
         rate_window_seconds=args.rate_window_seconds,
+        running_hour=not args.no_running_hour,
+        legacy_billing=args.legacy_billing,
+        token_expires_at=None if expires is None else time.time() + expires * 86400,
     )
     sim.faults.latency = args.latency
     stop = threading.Event()

@@ -18,14 +18,15 @@ import re
 import zlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote
 
 from exporter.simulator.org import (
     BYOC_DIMENSIONS,
     HOUR,
+    KNOWN_RESOURCE_TYPES,
     PAAS_DIMENSIONS,
-    RESOURCE_TYPES,
     Invoice,
     InvoiceTeam,
     Json,
@@ -40,6 +41,7 @@ from exporter.simulator.org import (
     _Aggregates,
     _sum,
     _zero,
+    usage_since,
 )
 
 MAX_PAGE_SIZE = 100
@@ -77,7 +79,7 @@ class InvoiceFilter:
         return self.team_id is not None or self.narrows
 
 
-def price_json(price: Mapping[str, int], dimensions: Iterable[str] = PAAS_DIMENSIONS) -> Json:
+def price_json(price: Mapping[str, float], dimensions: Iterable[str] = PAAS_DIMENSIONS) -> Json:
     """A price object: ``total`` and every non-zero dimension (zero ones are left out)."""
     doc: Json = {"total": sum(price.get(dim, 0) for dim in dimensions)}
     doc.update({dim: price[dim] for dim in dimensions if price.get(dim, 0)})
@@ -120,17 +122,18 @@ def invoice_summary(invoice: Invoice, sums: _Aggregates) -> Json:
     return {key: header[key] for key in keys if key in header}
 
 
-def invoice_view(
-    invoice: Invoice, sums: _Aggregates, view: InvoiceFilter
-) -> tuple[Json, list[Any]]:
-    """The ``data`` of ``GET .../invoices/{id}`` for a filter, and the array to page.
+def invoice_view(invoice: Invoice, sums: _Aggregates, view: InvoiceFilter) -> Json:
+    """The whole (unpaged) ``data`` of ``GET .../invoices/{id}`` for a filter.
 
-    The paged array is the first level the filter does not pin to one entity: the
-    project's ``resourceTypes`` with ``teamId`` and ``projectId``, the team's
-    ``projects`` with ``teamId`` alone, otherwise ``paasUsage.teams``.
+    A ``resourceType`` must be a known type (:data:`KNOWN_RESOURCE_TYPES`) or one some
+    resource of the invoice has (added with :meth:`Organisation.add_resource`): 400
+    otherwise.
     """
-    if view.resource_type is not None and view.resource_type not in RESOURCE_TYPES:
-        raise ApiError(400, f"Invalid resourceType: must be one of {', '.join(RESOURCE_TYPES)}")
+    if view.resource_type is not None and view.resource_type not in KNOWN_RESOURCE_TYPES:
+        used = {key[2] for key in sums.by_type}
+        if view.resource_type not in used:
+            known = ", ".join(KNOWN_RESOURCE_TYPES)
+            raise ApiError(400, f"Invalid resourceType: must be one of {known}")
     teams = invoice.teams
     if view.team_id is not None:
         teams = [t for t in invoice.teams if t.id == view.team_id]
@@ -157,11 +160,56 @@ def invoice_view(
         raise ApiError(404, f"Project {view.project_id} not found")
     doc = invoice_header(invoice, sums)
     doc["paasUsage"] = {"price": price_json(paas if view.active else sums.paas), "teams": entries}
-    paged: list[Any] = entries
-    if view.team_id is not None:
-        projects: list[Json] = entries[0]["projects"]
-        paged = projects[0]["resourceTypes"] if view.project_id is not None else projects
-    return doc, paged
+    return doc
+
+
+def page_invoice(doc: Json, view: InvoiceFilter, offset: int, size: int, scope: str) -> Json:
+    """Cut an invoice document (in place) down to one page; return ``pagination``.
+
+    ``per_page`` counts what the filters make the breakdown of: teams (no ``teamId``),
+    the team's projects (``teamId`` alone), or resources (``teamId`` with ``projectId``
+    and/or ``resourceType``: every project's resources of the types, in order). The
+    totals, line items, BYOC, and the team, project and resource type entries (with
+    their whole prices) that hold a page's resources repeat on every page. The
+    ``cursor`` is a decoy (the breakdown pages by ``page``; a cursor sent back is
+    ignored).
+    """
+    teams: list[Json] = doc["paasUsage"]["teams"]
+    if view.team_id is None:
+        return paginate(teams, offset, size, scope)
+    projects: list[Json] = teams[0]["projects"]
+    if not view.narrows:
+        return paginate(projects, offset, size, scope)
+    flat = [
+        (p, t, r)
+        for p, project in enumerate(projects)
+        for t, group in enumerate(project["resourceTypes"])
+        for r in range(len(group["resources"]))
+    ]
+    window = flat[offset : offset + size]
+    if flat:
+        kept: dict[int, dict[int, list[int]]] = {}
+        for p, t, r in window:
+            kept.setdefault(p, {}).setdefault(t, []).append(r)
+        teams[0]["projects"] = [
+            {
+                **projects[p],
+                "resourceTypes": [
+                    {
+                        **projects[p]["resourceTypes"][t],
+                        "resources": [projects[p]["resourceTypes"][t]["resources"][r] for r in rs],
+                    }
+                    for t, rs in types.items()
+                ],
+            }
+            for p, types in kept.items()
+        ]
+    has_next = offset + size < len(flat)
+    return {
+        "hasNextPage": has_next,
+        "cursor": _encode_cursor(offset + size, scope) if has_next else None,
+        "count": len(window),
+    }
 
 
 def _team_slice(
@@ -205,36 +253,65 @@ def _project_entry(
 
 
 def usage_hours(
-    since: int, now: float, start: float | None = None, end: float | None = None
+    since: int,
+    now: float,
+    start: float | None = None,
+    end: float | None = None,
+    *,
+    running_hour: bool = False,
 ) -> list[int]:
     """Starts of the usage hours to answer, newest first: ``since + k * 3600`` (``since``
-    is the newest invoice's ``period.end``) for every hour that has ended by ``now``
-    (start + 3600 <= now) and starts in [``start``, ``end``)."""
+    is :func:`usage_since` of the newest invoice) for every hour that has ended by
+    ``now`` (start + 3600 <= now), with ``running_hour`` also the one running (start <
+    now < start + 3600), and that starts in [``start``, ``end``)."""
     first = 0 if start is None else max(0, math.ceil((start - since) / HOUR))
-    stop = max(0, math.floor((now - since) / HOUR))  # hours ended by now
+    elapsed = (now - since) / HOUR
+    stop = max(0, math.ceil(elapsed) if running_hour else math.floor(elapsed))
     if end is not None:
         stop = min(stop, math.ceil((end - since) / HOUR))
     return list(range(since + (stop - 1) * HOUR, since + first * HOUR - 1, -HOUR))
 
 
-def usage_entries(hours: Iterable[int], rates: UsageRates, team_id: str | None) -> list[Json]:
+def usage_entries(
+    hours: Iterable[int], rates: UsageRates, team_id: str | None, now: float | None = None
+) -> list[Json]:
     """The ``data.usage`` entries of these hours: the organisation's PaaS and BYOC
-    usage, or with ``team_id`` the team's PaaS usage only (BYOC has no team share)."""
+    usage, or with ``team_id`` the team's PaaS usage only (BYOC has no team share).
+
+    An hour still running at ``now`` is partly filled (see :func:`running_fraction`):
+    each team's figure per dimension is the full hour's times the fraction elapsed,
+    rounded to 1/1024 cent (so that sums stay exact in binary floating point); the
+    organisation's PaaS figure is the sum of its teams', its BYOC figure the full one's
+    times the fraction, rounded the same way.
+    """
     entries = []
     for hour in hours:
+        fraction = 1.0 if now is None else running_fraction(hour, now)
         if team_id is not None:
-            entries.append(
-                {
-                    "timestamp": hour,
-                    "paasUsage": {"price": price_json(rates.team_hour(team_id, hour))},
-                }
-            )
+            team = rates.team_hour(team_id, hour)
+            if fraction < 1:
+                team = _partial(team, fraction)
+            entries.append({"timestamp": hour, "paasUsage": {"price": price_json(team)}})
             continue
-        entry: Json = {"timestamp": hour, "paasUsage": {"price": price_json(rates.paas_hour(hour))}}
+        if fraction < 1:
+            paas = _sum(_partial(rates.team_hour(t, hour), fraction) for t in rates.team_ids)
+        else:
+            paas = rates.paas_hour(hour)
+        entry: Json = {"timestamp": hour, "paasUsage": {"price": price_json(paas)}}
         if rates.byoc is not None:
-            entry["byocUsage"] = {"price": price_json(rates.byoc, BYOC_DIMENSIONS)}
+            byoc = rates.byoc if fraction >= 1 else _partial(rates.byoc, fraction)
+            entry["byocUsage"] = {"price": price_json(byoc, BYOC_DIMENSIONS)}
         entries.append(entry)
     return entries
+
+
+def running_fraction(hour: int, now: float) -> float:
+    """How much of the hour starting at ``hour`` has elapsed at ``now``: 0 .. 1."""
+    return min(1.0, max(0.0, (now - hour) / HOUR))
+
+
+def _partial(price: Mapping[str, float], fraction: float) -> Price:
+    return {dim: round(cents * fraction * 1024) / 1024 for dim, cents in price.items()}
 
 
 def usage_view(
@@ -244,13 +321,15 @@ def usage_view(
     start: float | None = None,
     end: float | None = None,
     team_id: str | None = None,
+    running_hour: bool = True,
 ) -> list[Json]:
-    """The whole (unpaged) ``data.usage`` at time ``now``: see :func:`usage_hours`."""
+    """The whole (unpaged) ``data.usage`` at time ``now``: see :func:`usage_hours` and
+    :func:`usage_entries`."""
     if team_id is not None and all(team.id != team_id for team in org.teams):
         raise ApiError(404, f"Team {team_id} not found")
     invoice = org.newest_invoice()
-    hours = usage_hours(invoice.period_end, now, start, end)
-    return usage_entries(hours, org.usage_rates(invoice), team_id)
+    hours = usage_hours(usage_since(invoice), now, start, end, running_hour=running_hour)
+    return usage_entries(hours, org.usage_rates(invoice), team_id, now)
 
 
 def team_json(team: Team) -> Json:
@@ -263,11 +342,11 @@ def team_json(team: Team) -> Json:
 
 
 def _type_rank(resource_type: str) -> tuple[int, str]:
-    known = resource_type in RESOURCE_TYPES
-    return (RESOURCE_TYPES.index(resource_type) if known else len(RESOURCE_TYPES), resource_type)
+    types = KNOWN_RESOURCE_TYPES
+    return (types.index(resource_type) if resource_type in types else len(types), resource_type)
 
 
-def _byoc_total(byoc: Mapping[str, int]) -> int:
+def _byoc_total(byoc: Mapping[str, float]) -> float:
     return sum(byoc.get(dim, 0) for dim in BYOC_DIMENSIONS)
 
 
@@ -276,23 +355,34 @@ def _byoc_total(byoc: Mapping[str, int]) -> int:
 # --------------------------------------------------------------------------------------
 
 
-def page_window(
+def cursor_window(
     query: Mapping[str, str], default_size: int, scope: str, max_size: int = MAX_PAGE_SIZE
 ) -> tuple[int, int]:
-    """(offset, size) of the page a query asks for; 400 on a bad ``per_page`` or cursor.
-
-    ``per_page`` is capped at ``max_size`` (100, as the API; tests lower it to force paging).
-    """
-    size = min(default_size, max_size)
-    if "per_page" in query:
-        size = _positive_int(query["per_page"], "per_page")
-        size = min(size, max(max_size, min(default_size, max_size)))
-    offset = 0
-    if query.get("cursor"):
-        offset = _decode_cursor(query["cursor"], scope)
-    elif query.get("page"):
-        offset = (_positive_int(query["page"], "page") - 1) * size
+    """(offset, size) of the page a list endpoint's query asks for: ``per_page`` and
+    ``cursor`` (a ``page`` parameter is ignored: removed from the list pages in June
+    2026); 400 on a bad ``per_page`` or cursor."""
+    size = _page_size(query, default_size, max_size)
+    offset = _decode_cursor(query["cursor"], scope) if query.get("cursor") else 0
     return offset, size
+
+
+def page_number_window(
+    query: Mapping[str, str], default_size: int, max_size: int = MAX_PAGE_SIZE
+) -> tuple[int, int]:
+    """(offset, size) of the page the invoice breakdown's query asks for: ``per_page``
+    and ``page`` (1, 2, ...; a ``cursor`` parameter is ignored: it has none); 400 on a
+    bad ``per_page`` or ``page``."""
+    size = _page_size(query, default_size, max_size)
+    page = _positive_int(query["page"], "page") if query.get("page") else 1
+    return (page - 1) * size, size
+
+
+def _page_size(query: Mapping[str, str], default_size: int, max_size: int) -> int:
+    """``per_page`` (default ``default_size``), capped at ``max_size`` (100, as the API;
+    tests lower it to force paging)."""
+    if "per_page" not in query:
+        return min(default_size, max_size)
+    return min(_positive_int(query["per_page"], "per_page"), max_size)
 
 
 def paginate(items: list[Any], offset: int, size: int, scope: str) -> Json:
@@ -362,34 +452,88 @@ def _scope(path: str, query: Mapping[str, str]) -> str:
 
 
 # --------------------------------------------------------------------------------------
+# Tokens
+# --------------------------------------------------------------------------------------
+
+BILLING_READ = "Organisation > Admin > Billing > Read"  # as the late 2026 pages name it
+TEAM_READ = "Organisation > Team > General > Read"
+FULL_PERMISSIONS = (BILLING_READ, TEAM_READ, "Organisation > Admin > General > Read")
+NO_BILLING_PERMISSIONS = (TEAM_READ, "Organisation > Admin > General > Read")
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who a request's token is: what ``GET /v1/auth`` answers."""
+
+    entity_type: str  # "org" or "team"
+    entity_id: str
+    permissions: tuple[str, ...] = FULL_PERMISSIONS
+    expires_at: float | None = None  # Unix seconds; None: the token does not expire
+
+
+def auth_view(caller: Caller) -> Json:
+    """The ``data`` of ``GET /v1/auth`` (``expiresAt`` only for a token that expires)."""
+    doc: Json = {
+        "entityType": caller.entity_type,
+        "entityId": caller.entity_id,
+        "permissions": list(caller.permissions),
+    }
+    if caller.expires_at is not None:
+        moment = datetime.fromtimestamp(caller.expires_at, UTC)
+        doc["expiresAt"] = moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return doc
+
+
+# --------------------------------------------------------------------------------------
 # The API: routes over the organisation
 # --------------------------------------------------------------------------------------
 
 Handler = Callable[["_Api", dict[str, str], dict[str, str], str], tuple[Json, Json | None]]
 
 
+@dataclass(frozen=True)
+class ApiMode:
+    """How the simulated API answers (see :class:`~.server.Simulator`'s options)."""
+
+    page_size: int = 50
+    max_page_size: int = MAX_PAGE_SIZE
+    running_hour: bool = True
+    legacy_billing: bool = False
+
+
 class _Api:
     """The endpoints, as functions of (path parameters, query, path) -> (data, pagination)."""
 
-    def __init__(self, org: Organisation, page_size: int, max_page_size: int, now: float) -> None:
+    def __init__(self, org: Organisation, mode: ApiMode, caller: Caller, now: float) -> None:
         self.org = org
-        self.page_size = page_size
-        self.max_page_size = max_page_size
+        self.mode = mode
+        self.caller = caller
         self.now = now  # the simulator's clock at this request (which usage hours ended)
+
+    def auth(
+        self, params: dict[str, str], query: dict[str, str], path: str
+    ) -> tuple[Json, Json | None]:
+        return auth_view(self.caller), None
 
     def list_invoices(
         self, params: dict[str, str], query: dict[str, str], path: str
     ) -> tuple[Json, Json | None]:
+        self._billing()
         if "team" in params:
             self._team(params["team"])
-        offset, size = page_window(query, self.page_size, _scope(path, query), self.max_page_size)
+        scope = _scope(path, query)
+        offset, size = cursor_window(query, self.mode.page_size, scope, self.mode.max_page_size)
         invoices = self.org.render_invoice_summaries()
-        pagination = paginate(invoices, offset, size, _scope(path, query))
-        return {"invoices": invoices}, pagination
+        if self.mode.legacy_billing:  # the older API (JS client 0.9.5): no id, no currency
+            for summary in invoices:
+                del summary["id"], summary["currency"]
+        return {"invoices": invoices}, paginate(invoices, offset, size, scope)
 
     def get_invoice(
         self, params: dict[str, str], query: dict[str, str], path: str
     ) -> tuple[Json, Json | None]:
+        self._billing()
+        self._not_legacy(path)
         team_id = query.get("teamId") or None
         if "team" in params:
             self._team(params["team"])
@@ -399,35 +543,61 @@ class _Api:
         view = InvoiceFilter(
             team_id, query.get("projectId") or None, query.get("resourceType") or None
         )
-        scope = _scope(path, query)
-        offset, size = page_window(query, self.page_size, scope, self.max_page_size)
+        offset, size = page_number_window(query, self.mode.page_size, self.mode.max_page_size)
         try:
             invoice = self.org.invoice(params["invoice"])
         except KeyError:
             raise ApiError(404, f"Invoice {params['invoice']} not found") from None
-        data, paged = invoice_view(invoice, self.org.aggregates(invoice), view)
-        return data, paginate(paged, offset, size, scope)
+        data = invoice_view(invoice, self.org.aggregates(invoice), view)
+        return data, page_invoice(data, view, offset, size, _scope(path, query))
+
+    def invoice_details(
+        self, params: dict[str, str], query: dict[str, str], path: str
+    ) -> tuple[Json, Json | None]:
+        """The older API's preview invoice: the newest invoice's document without ``id``
+        (the current API has no such endpoint: "details" is no invoice ID)."""
+        if not self.mode.legacy_billing:
+            return self.get_invoice({"invoice": "details"}, query, path)
+        self._billing()
+        if _timestamp(query, "timestamp") is None:
+            raise ApiError(400, "Invalid timestamp: required")
+        invoice = self.org.newest_invoice()
+        data = invoice_view(invoice, self.org.aggregates(invoice), InvoiceFilter())
+        del data["id"]
+        return data, None
 
     def list_teams(
         self, params: dict[str, str], query: dict[str, str], path: str
     ) -> tuple[Json, Json | None]:
         scope = _scope(path, query)
-        offset, size = page_window(query, self.page_size, scope, self.max_page_size)
+        offset, size = cursor_window(query, self.mode.page_size, scope, self.mode.max_page_size)
         teams = [team_json(team) for team in self.org.teams]
         return {"teams": teams}, paginate(teams, offset, size, scope)
 
     def list_usage(
         self, params: dict[str, str], query: dict[str, str], path: str
     ) -> tuple[Json, Json | None]:
+        self._billing()
+        self._not_legacy(path)
         team_id = self._team(params["team"]).id if "team" in params else None
         start, end = _timestamp(query, "startTime"), _timestamp(query, "endTime")
         scope = _scope(path, query)
-        offset, size = page_window(query, self.page_size, scope, self.max_page_size)
+        offset, size = cursor_window(query, self.mode.page_size, scope, self.mode.max_page_size)
         invoice = self.org.newest_invoice()
-        hours = usage_hours(invoice.period_end, self.now, start, end)
+        hours = usage_hours(
+            usage_since(invoice), self.now, start, end, running_hour=self.mode.running_hour
+        )
         pagination = paginate(hours, offset, size, scope)  # only this page's hours are summed
-        usage = usage_entries(hours, self.org.usage_rates(invoice), team_id)
+        usage = usage_entries(hours, self.org.usage_rates(invoice), team_id, self.now)
         return {"usage": usage}, pagination
+
+    def _billing(self) -> None:
+        if BILLING_READ not in self.caller.permissions:
+            raise ApiError(403, f"Missing permission: {BILLING_READ}")
+
+    def _not_legacy(self, path: str) -> None:
+        if self.mode.legacy_billing:
+            raise ApiError(404, f"Not found: {path}")
 
     def _team(self, team_id: str) -> Team:
         for team in self.org.teams:
@@ -437,8 +607,10 @@ class _Api:
 
 
 _ROUTES: list[tuple[re.Pattern[str], Handler]] = [
+    (re.compile(r"/v1/auth/?"), _Api.auth),
     (re.compile(r"/v1/billing/invoices/?"), _Api.list_invoices),
     (re.compile(r"/v1/teams/(?P<team>[^/]+)/billing/invoices/?"), _Api.list_invoices),
+    (re.compile(r"/v1/billing/invoices/details/?"), _Api.invoice_details),
     (re.compile(r"/v1/billing/invoices/(?P<invoice>[^/]+)/?"), _Api.get_invoice),
     (
         re.compile(r"/v1/teams/(?P<team>[^/]+)/billing/invoices/(?P<invoice>[^/]+)/?"),
