@@ -18,6 +18,7 @@ from exporter import __version__
 from exporter.client import Client
 from exporter.exposition import Health, own_families, render
 from exporter.logs import configure
+from exporter.page import PageView, render_page
 from exporter.poller import Poller, Published
 from exporter.server import MetricsServer
 from exporter.settings import Settings, SettingsError, parse
@@ -93,6 +94,7 @@ async def serve(settings: Settings, web: WebConfig | None = None) -> int:
         ready=False,
         last_result="pending",
         last_poll=None,
+        page=render_page(PageView(version=__version__)),
     )
     try:
         server = MetricsServer(settings.host, settings.port, initial, web)

@@ -29,6 +29,7 @@ from exporter.exposition import (
     own_families,
     render,
 )
+from exporter.page import PageView, Summary, render_page, summarise
 from exporter.settings import Settings
 from exporter.snapshot import ResourceTypes, Snapshot, build, resource_types
 from exporter.unbilled import Window, advance, restart_if_needed
@@ -151,6 +152,7 @@ class Published:
     ready: bool
     last_result: str  # "ok", a failure reason, or "pending"
     last_poll: float | None  # Unix time the last poll ended
+    page: bytes  # the HTML page at /, made from the same poll
 
 
 class Poller:
@@ -170,6 +172,7 @@ class Poller:
         self._window: Window | None = None
         # The last good poll's cost families: kept (encoded once) rather than its snapshot.
         self._families: list[Family] = []
+        self._summary: Summary | None = None  # what the page at / shows of it
         self._warned_budgets: frozenset[str] = frozenset()
         self._errors: Counter[str] = Counter()
         self._up = False
@@ -178,6 +181,7 @@ class Poller:
         self._last_result = "pending"
         self._last_poll: float | None = None
         self._poll_cost = 0  # requests the last full poll spent
+        self._spent: int | None = None  # requests the last poll spent
         self._expiry: asyncio.TimerHandle | None = None
         self._stretched_to: float | None = None
 
@@ -201,11 +205,13 @@ class Poller:
                 error = InvalidResponseError("poll", f"{type(exc).__name__}: {exc}")
         self._duration = self._clock() - started
         spent = self._client.stats.total - spent_before
+        self._spent = spent
         self._last_poll = time.time()
         if error is None:
             snapshot = result.snapshot
             self._serving, self._up, self._last_success = True, True, self._last_poll
             self._families = families
+            self._summary = summarise(snapshot)
             self._window = result.window
             self._warn_unknown_budgets(result.invoice_teams)
             self._poll_cost = spent
@@ -256,6 +262,18 @@ class Poller:
                 ready=self._serving,
                 last_result=self._last_result,
                 last_poll=self._last_poll,
+                page=render_page(
+                    PageView(
+                        version=__version__,
+                        summary=self._summary if self._serving else None,
+                        result=self._last_result,
+                        last_poll=self._last_poll,
+                        last_success=self._last_success,
+                        requests=self._spent,
+                        ratelimit_remaining=stats.ratelimit_remaining,
+                        staleness_seconds=self._settings.staleness_seconds,
+                    )
+                ),
             )
         )
         return exposition
@@ -279,6 +297,7 @@ class Poller:
         )
         self._serving = False
         self._families = []
+        self._summary = None
         self._render()
 
     # ----------------------------------------------------------------- the loop

@@ -1,7 +1,7 @@
 """The HTTP server: hands out the bytes the last poll rendered. No work on the scrape path.
 
 ``/metrics`` picks one of four pre-rendered bodies by ``Accept`` (OpenMetrics or text)
-and ``Accept-Encoding`` (gzip or identity); ``/`` is a small status page;
+and ``Accept-Encoding`` (gzip or identity); ``/`` the page the poll made (:mod:`exporter.page`);
 ``/-/healthy`` answers 200 while the process runs and ``/-/ready`` 200 while figures
 are served. The current :class:`~exporter.poller.Published` is one reference, replaced
 whole by :meth:`MetricsServer.publish`, so a scrape never sees half a poll.
@@ -10,7 +10,6 @@ whole by :meth:`MetricsServer.publish`, so a scrape never sees half a poll.
 from __future__ import annotations
 
 import email.utils
-import html
 import socket
 import ssl
 import threading
@@ -19,7 +18,6 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
 
-from exporter import __version__
 from exporter.exposition import OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE
 from exporter.poller import Published
 from exporter.webconfig import WebConfig
@@ -119,8 +117,7 @@ class _Handler(BaseHTTPRequestHandler):
             )
 
     def _index(self) -> None:
-        page = index_page(self.server.current)
-        self._send(HTTPStatus.OK, page.encode(), "text/html; charset=utf-8")
+        self._send(HTTPStatus.OK, self.server.current.page, "text/html; charset=utf-8")
 
     def _send(
         self,
@@ -168,21 +165,6 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: object) -> None:
         pass  # one log line per poll, not per scrape
-
-
-def index_page(published: Published) -> str:
-    when = (
-        time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(published.last_poll))
-        if published.last_poll
-        else "not yet"
-    )
-    return (
-        "<!doctype html><html><head><title>Northflank exporter</title></head><body>"
-        "<h1>Northflank exporter</h1>"
-        f"<p>Version {html.escape(__version__)}</p>"
-        f"<p>Last poll: {html.escape(published.last_result)} at {html.escape(when)}</p>"
-        '<p><a href="/metrics">Metrics</a></p></body></html>\n'
-    )
 
 
 class MetricsServer(ThreadingHTTPServer):

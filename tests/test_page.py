@@ -1,0 +1,240 @@
+"""The page at ``/``: escaping, the empty and stale sentences, budgets, sizes, the wiring."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+
+import pytest
+
+from exporter.client import Client
+from exporter.page import NAME_CHARS, TOP_PROJECTS, PageView, render_page, summarise
+from exporter.poller import Poller, Published
+from exporter.settings import Settings
+from exporter.simulator import Simulator, generate_organisation
+from exporter.snapshot import (
+    Cost,
+    InvoiceFigures,
+    ProjectCost,
+    Snapshot,
+    TeamAmount,
+    TeamCost,
+    UnbilledFigures,
+)
+
+NOW = 1_764_547_200.0  # 2025-12-01 00:00 UTC
+LIMIT = 200 * 1024
+
+
+def team(tid: str, name: str, total: float | None, projects: int = 0) -> TeamCost:
+    made = tuple(
+        ProjectCost(f"p{n}", f"{name} project {n}", Cost(total and total / (n + 2), ()), ())
+        for n in range(projects)
+    )
+    return TeamCost(tid, name, Cost(total, ()), made)
+
+
+def snapshot(
+    *teams: TeamCost,
+    budgets: dict[str, float] | None = None,
+    unbilled: bool = True,
+    invoice_id: str = "inv-2025-11",
+) -> Snapshot:
+    invoice = InvoiceFigures(
+        id=invoice_id,
+        currency="usd",
+        period_start=NOW - 30 * 86400,
+        period_end=NOW,
+        total=sum(t.cost.total or 0 for t in teams) * 1.2,
+        subtotal=None,
+        discount=None,
+        tax_amount=123.45,
+        tax_ratio=0.2,
+        paid=False,
+        line_items=(),
+        byoc=None,
+        paas=None,
+    )
+    window = UnbilledFigures(
+        since=NOW,
+        through=NOW + 7200,
+        total=42.5,
+        paas=Cost(42.5, ()),
+        byoc=Cost(0.0, ()),
+        teams=tuple(TeamAmount(t.id, t.name, 10.25) for t in teams),
+    )
+    names = {t.id: t.name for t in teams}
+    return Snapshot(
+        invoice=invoice,
+        teams=teams,
+        unbilled=window if unbilled else None,
+        budgets=tuple(TeamAmount(k, names[k], v) for k, v in (budgets or {}).items()),
+    )
+
+
+def page(snap: Snapshot | None, **status: object) -> str:
+    fields: dict[str, object] = {"result": "ok", "last_poll": NOW + 60, "last_success": NOW + 60}
+    fields.update(status)
+    view = PageView("1.2.3", None if snap is None else summarise(snap), **fields)  # type: ignore[arg-type]
+    return render_page(view).decode()
+
+
+def svg(text: str) -> str:
+    found = re.search(r"<svg.*</svg>", text, re.S)
+    assert found, "no chart"
+    return found.group(0)
+
+
+def no_outside_assets(text: str) -> None:
+    assert "<script" not in text.lower()
+    for needle in ("src=", "url(", "@import", "http://", "https://", "<link"):
+        assert needle not in text
+    assert len(text.encode()) < LIMIT
+
+
+def test_user_strings_are_escaped_everywhere() -> None:
+    evil = "<script>\"&'"
+    snap = snapshot(team("t1", evil, 100.0, projects=2), budgets={"t1": 50}, invoice_id=evil)
+    text = page(snap)
+    no_outside_assets(text)
+    assert evil not in text
+    escaped = "&lt;script&gt;&quot;&amp;&#x27;"
+    assert escaped in svg(text)  # the label and its <title>
+    assert f"<td>{escaped} project 0</td>" in text
+    assert f"Invoice {escaped}:" in text
+
+
+def test_unicode_names_come_through() -> None:
+    text = page(snapshot(team("t1", "Platform Café 日本 🚀", 10.0, projects=1)))
+    assert "Platform Café 日本 🚀" in svg(text)
+    assert '<meta charset="utf-8">' in text
+
+
+def test_a_very_long_name_is_cut_in_the_chart_and_whole_in_its_title() -> None:
+    name = "x" * 300
+    text = page(snapshot(team("t1", name, 10.0, projects=1)))
+    chart = svg(text)
+    assert f"<title>{name}</title>" in chart
+    assert "x" * (NAME_CHARS - 1) + "…" in chart
+    assert "x" * (NAME_CHARS + 1) + "<" not in chart.replace(f"<title>{name}</title>", "")
+    assert f"<td>{name} project 0</td>" in text  # tables wrap: the whole name
+
+
+def test_before_the_first_poll_a_sentence_and_no_figures() -> None:
+    text = render_page(PageView(version="1.2.3")).decode()
+    assert "No figures yet" in text
+    assert "Last poll: pending" in text
+    assert "USD" not in text
+    assert "<svg" not in text
+    assert '<a href="/metrics">' in text
+    assert "1.2.3" in text
+    no_outside_assets(text)
+
+
+def test_stale_figures_give_a_sentence_and_no_old_numbers() -> None:
+    text = page(None, result="http", last_poll=NOW + 900, staleness_seconds=600.0)
+    assert "No figures: they are stale" in text
+    assert "more than 600 s ago" in text
+    assert "Last poll: http at 2025-12-01 00:15:00 UTC" in text
+    assert "USD" not in text
+    assert "<svg" not in text
+
+
+def test_a_failed_poll_within_the_bound_keeps_the_figures_and_says_so() -> None:
+    text = page(snapshot(team("t1", "Ops", 10.0)), result="timeout", last_poll=NOW + 120)
+    assert "invoice 10.00 USD" in text
+    assert "Last poll: timeout at 2025-12-01 00:02:00 UTC" in text
+    assert "last success at 2025-12-01 00:01:00 UTC" in text
+
+
+def test_budgets_draw_a_mark_and_say_the_amount() -> None:
+    snap = snapshot(
+        team("t1", "Over", 500.0), team("t2", "Under", 100.0), team("t3", "None", 50.0),
+        budgets={"t1": 400.0, "t2": 1000.0},
+    )  # fmt: skip
+    chart = svg(page(snap))
+    assert chart.count('class="mark"') == 2
+    assert "budget 400.00 USD, over" in chart
+    assert "budget 1,000.00 USD<" in chart  # under: no "over"
+    # the largest amount (the 1000 budget) spans 96 % of the width
+    assert 'x1="96.00%"' in chart
+    assert 'width="48.00%"' in chart  # Over's 500
+
+
+def test_one_team() -> None:
+    text = page(snapshot(team("t1", "Solo", 1234.5, projects=3), unbilled=False))
+    chart = svg(text)
+    assert chart.count("<g ") == 1
+    assert 'width="96.00%"' in chart
+    assert "invoice 1,234.50 USD" in chart
+    assert "unbilled" not in chart
+    assert "Not yet invoiced" not in text
+    assert text.count("<tr><td>") == 3  # its three projects
+
+
+def test_many_teams_sorted_and_the_ten_top_projects() -> None:
+    teams = [team(f"t{n}", f"Team {n}", float(n * 10), projects=5) for n in range(1, 51)]
+    text = page(snapshot(*teams))
+    chart = svg(text)
+    assert chart.count("<g ") == 50
+    positions = [chart.index(f"<title>Team {n}</title>") for n in range(50, 0, -1)]
+    assert positions == sorted(positions)  # most expensive first
+    assert text.count("<tr><td>") == TOP_PROJECTS
+    assert "<tr><td>1</td><td>Team 50 project 0</td><td>Team 50</td>" in text
+    for n in range(1, 51):
+        assert f"invoice {n * 10:,.2f} USD" in chart
+    no_outside_assets(text)
+
+
+def test_a_team_without_a_total_and_depth_team() -> None:
+    text = page(snapshot(team("t1", "Unknown", None), team("t2", "", 5.0)))
+    chart = svg(text)
+    assert "invoice no figure" in chart
+    assert "<title>t2</title>" in chart  # no name: the ID
+    assert "No project figures" in text
+
+
+async def poll_simulator(org_args: tuple[int, int, int], **settings: object) -> list[Published]:
+    sim = Simulator(generate_organisation(*org_args), token="t").start()
+    try:
+        config = Settings(api_url=sim.url, api_token="t", **settings)  # type: ignore[arg-type]
+        published: list[Published] = []
+        async with Client(sim.url, "t") as client:
+            poller = Poller(client, config, published.append)
+            assert await poller.poll()
+            if config.max_staleness_seconds:
+                await asyncio.sleep(config.max_staleness_seconds + 0.3)
+        return published
+    finally:
+        sim.stop()
+
+
+@pytest.mark.parametrize(
+    ("org", "limit"),
+    [((4, 3, 1), 16 * 1024), ((10, 50, 4), LIMIT)],
+    ids=["demo", "benchmark"],
+)
+def test_page_size_for_the_demo_and_the_benchmark(org: tuple[int, int, int], limit: int) -> None:
+    published = asyncio.run(poll_simulator(org, budgets={"*": 300.0}))
+    body = published[-1].page
+    print(f"page for {org}: {len(body)} bytes")
+    assert len(body) < limit
+    text = body.decode()
+    no_outside_assets(text)
+    assert svg(text).count("<g ") == org[0]
+    assert "Last poll: ok at" in text
+    assert "API requests" in text
+
+
+def test_the_poller_drops_the_page_figures_when_stale() -> None:
+    started = time.time()
+    published = asyncio.run(poll_simulator((2, 1, 1), max_staleness_seconds=0.5))
+    fresh, stale = published[-2].page.decode(), published[-1].page.decode()
+    assert "Platform Café" in fresh
+    assert "USD" in fresh
+    assert "rate limit left" in fresh
+    assert "No figures: they are stale" in stale
+    assert "USD" not in stale
+    assert not published[-1].ready
+    assert started <= published[-1].last_poll <= time.time()  # type: ignore[operator]
