@@ -97,19 +97,32 @@ which prints ``<url> <token>`` on one line and serves until SIGINT or SIGTERM
 It binds 127.0.0.1 by default, uses the standard library only and logs nothing per
 request.
 
-The package has three layers, each importing only the ones below it:
+The package's modules, each importing only the ones above it in this list:
 
-* :mod:`.org`: the data model (:class:`Organisation` and its dataclasses, cached sums and
-  hourly usage rates, setters) and :func:`generate_organisation`;
+* :mod:`.model`: the data (dataclasses, resource types and dimensions, price helpers);
+* :mod:`.usage`: hourly usage rates since an invoice (:class:`UsageRates`);
+* :mod:`.org`: :class:`OrganisationData`, the data behind a lock, its cached sums and
+  setters (:meth:`~OrganisationData.set_resource_price`, ``add_resource``,
+  ``set_period``, ``close_period`` ...);
 * :mod:`.views`: pure functions from the data to the API's documents (filter semantics,
-  pagination and cursors, the endpoints and their routes), raising :class:`ApiError`;
-* :mod:`.server`: HTTP (:class:`Simulator`, :class:`Faults`, :class:`RequestRecord`,
-  rate limiting, :class:`ManualClock`) and ``main()``.
+  usage entries with the running hour, ``/v1/auth``), raising :class:`ApiError`, and
+  :class:`Organisation`: the data with the ``render_*`` methods tests compare against;
+* :mod:`.generate`: :func:`generate_organisation`;
+* :mod:`.paging`: the two paging schemes (cursor, page number) and the breakdown's cut;
+* :mod:`.api`: the endpoints and routes (:class:`Api`, :class:`ApiMode`);
+* :mod:`.faults`: injected :class:`Faults`, the rate limit, the responses on the wire;
+* :mod:`.server`: HTTP (:class:`Simulator`, tokens, :class:`RequestRecord`,
+  :class:`ManualClock`);
+* :mod:`.cli`: ``main()``, i.e. ``python -m exporter.simulator``.
 
 Everything public is re-exported here: import from ``exporter.simulator``.
 """
 
-from exporter.simulator.org import (
+from exporter.simulator.api import Api, ApiMode
+from exporter.simulator.cli import main
+from exporter.simulator.faults import Faults
+from exporter.simulator.generate import generate_organisation
+from exporter.simulator.model import (
     BYOC_DIMENSIONS,
     HOUR,
     KNOWN_RESOURCE_TYPES,
@@ -118,41 +131,38 @@ from exporter.simulator.org import (
     Invoice,
     InvoiceTeam,
     LineItem,
-    Organisation,
     Project,
     Resource,
     Team,
-    UsageRates,
-    aggregate,
-    generate_organisation,
-    usage_since,
+)
+from exporter.simulator.org import Aggregates, OrganisationData, aggregate
+from exporter.simulator.paging import (
+    MAX_PAGE_SIZE,
+    cursor_window,
+    page_invoice,
+    page_number_window,
+    paginate,
 )
 from exporter.simulator.server import (
     DEFAULT_ENTITY,
     DEFAULT_TOKEN,
-    Faults,
     ManualClock,
     RequestRecord,
     Simulator,
-    main,
 )
+from exporter.simulator.usage import UsageRates, usage_since
 from exporter.simulator.views import (
     BILLING_READ,
     FULL_PERMISSIONS,
-    MAX_PAGE_SIZE,
     NO_BILLING_PERMISSIONS,
     ApiError,
-    ApiMode,
     Caller,
     InvoiceFilter,
+    Organisation,
     auth_view,
-    cursor_window,
     invoice_header,
     invoice_summary,
     invoice_view,
-    page_invoice,
-    page_number_window,
-    paginate,
     price_json,
     running_fraction,
     team_json,
@@ -173,6 +183,8 @@ __all__ = [
     "NO_BILLING_PERMISSIONS",
     "PAAS_DIMENSIONS",
     "RESOURCE_TYPES",
+    "Aggregates",
+    "Api",
     "ApiError",
     "ApiMode",
     "Caller",
@@ -183,6 +195,7 @@ __all__ = [
     "LineItem",
     "ManualClock",
     "Organisation",
+    "OrganisationData",
     "Project",
     "RequestRecord",
     "Resource",

@@ -1,5 +1,5 @@
 """``python -m exporter.simulator``: serve a generated organisation (see ``--help``)."""
 
-from exporter.simulator.server import main
+from exporter.simulator.cli import main
 
 raise SystemExit(main())
