@@ -80,7 +80,9 @@ async def run_once(settings: Settings) -> int:
     """``--once``: poll, print the text exposition to stdout; 1 when the poll failed."""
     outcomes: list[Published] = []
     async with make_client(settings) as client:
-        ok = await Poller(client, settings, outcomes.append).poll()
+        poller = Poller(client, settings, outcomes.append)
+        await poller.check_token()
+        ok = await poller.poll()
     if ok:
         sys.stdout.buffer.write(outcomes[-1].exposition.text.plain)
         sys.stdout.flush()

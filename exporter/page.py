@@ -102,7 +102,12 @@ def _e(text: object) -> str:
 
 
 def _when(unix: float | None, fmt: str = "%Y-%m-%d %H:%M:%S UTC") -> str:
-    return "never" if unix is None else time.strftime(fmt, time.gmtime(unix))
+    if unix is None:
+        return "never"
+    try:
+        return time.strftime(fmt, time.gmtime(unix))
+    except (OverflowError, OSError, ValueError):  # a time the calendar cannot show
+        return f"{unix:g} (Unix time)"
 
 
 def _cut(name: str) -> str:

@@ -20,7 +20,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from exporter import __version__, models
-from exporter.client import ApiError, ApiTimeoutError, Client, InvalidResponseError
+from exporter.client import Client
+from exporter.errors import (
+    PERMISSION_HINT,
+    ApiError,
+    ApiTimeoutError,
+    AuthError,
+    InvalidResponseError,
+    first_api_error,
+)
 from exporter.exposition import (
     Exposition,
     Family,
@@ -36,6 +44,8 @@ from exporter.unbilled import Window, advance, restart_if_needed
 
 log = logging.getLogger("exporter.poller")
 POLL_DEADLINE_SECONDS = 120.0
+TOKEN_CHECK_SECONDS = 86400.0  # GET /v1/auth at start, then once a day
+TOKEN_RETRY_SECONDS = 3600.0  # ... or an hour after it failed
 
 
 # --------------------------------------------------------------------------- one poll
@@ -105,7 +115,7 @@ async def read_invoice(
             for team in teams:
                 group.create_task(drill_team(team))
         if base is not None:
-            group.create_task(read_usage(base.through))
+            group.create_task(read_usage(base.org_start()))
             for team in teams:
                 group.create_task(read_team_usage(team.id, base.team_start(team.id)))
     new_window = advance(base, base.invoice_id, base.since, usage, team_usage) if base else None
@@ -127,18 +137,6 @@ def _find_team(answer: models.Invoice, team_id: str) -> models.Team:
         if team.id == team_id:
             return team
     raise InvalidResponseError("get_invoice", f"team {team_id} missing from its own answer")
-
-
-def first_api_error(exc: BaseException) -> ApiError | None:
-    """The ApiError inside (possibly nested) exception groups of a TaskGroup."""
-    if isinstance(exc, ApiError):
-        return exc
-    if isinstance(exc, BaseExceptionGroup):
-        for inner in exc.exceptions:
-            found = first_api_error(inner)
-            if found is not None:
-                return found
-    return None
 
 
 # --------------------------------------------------------------------------- the schedule
@@ -184,6 +182,8 @@ class Poller:
         self._spent: int | None = None  # requests the last poll spent
         self._expiry: asyncio.TimerHandle | None = None
         self._stretched_to: float | None = None
+        self._token: models.TokenInfo | None = None
+        self._token_due = float("-inf")  # when GET /v1/auth is next asked (monotonic)
 
     # ----------------------------------------------------------------- one poll, published
 
@@ -232,8 +232,32 @@ class Poller:
         if error is None:
             log.info("poll succeeded", extra={"fields": {"invoice": snapshot.invoice.id, **fields}})
         else:
-            log.warning("poll failed: %s", error, extra={"fields": fields})
+            hint = f"; {PERMISSION_HINT}" if isinstance(error, AuthError) else ""
+            log.warning("poll failed: %s%s", error, hint, extra={"fields": fields})
         return error is None
+
+    async def check_token(self) -> None:
+        """``GET /v1/auth`` when due: at start, then daily; an hour after a failure.
+
+        A failure costs no poll: the token families are left out until it succeeds.
+        """
+        if self._clock() < self._token_due:
+            return
+        self._client.set_deadline(POLL_DEADLINE_SECONDS)
+        try:
+            async with asyncio.timeout(POLL_DEADLINE_SECONDS):
+                self._token = await self._client.token_info()
+        except Exception as exc:
+            error = first_api_error(exc) or f"{type(exc).__name__}: {exc}"
+            self._token = None
+            self._token_due = self._clock() + TOKEN_RETRY_SECONDS
+            log.warning(
+                "token check (GET /v1/auth) failed, tried again in an hour: %s",
+                error,
+                extra={"fields": {"result": getattr(error, "reason", "invalid_response")}},
+            )
+            return
+        self._token_due = self._clock() + TOKEN_CHECK_SECONDS
 
     def _warn_unknown_budgets(self, invoice_teams: frozenset[str]) -> None:
         unknown = frozenset(self._settings.budgets) - invoice_teams - {"*"}
@@ -254,6 +278,12 @@ class Poller:
             poll_errors=dict(self._errors),
             api_requests=dict(stats.requests),
             ratelimit_remaining=stats.ratelimit_remaining,
+            token_entity=(
+                (self._token.entity_type or "", self._token.entity_id or "")
+                if self._token is not None
+                else None
+            ),
+            token_expiry=self._token.expires_at if self._token is not None else None,
         )
         exposition = render([*self._families, *own_families(health)])
         self._publish(
@@ -346,6 +376,7 @@ class Poller:
                 )
                 if await _sleep_or_stop(wait, stop):
                     break
+            await self.check_token()
             await self.poll()
             next_start = started + self.interval()
             if await _sleep_or_stop(max(0.0, next_start - self._clock()), stop):

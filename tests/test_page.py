@@ -9,7 +9,7 @@ import time
 import pytest
 
 from exporter.client import Client
-from exporter.page import NAME_CHARS, TOP_PROJECTS, PageView, render_page, summarise
+from exporter.page import NAME_CHARS, TOP_PROJECTS, PageView, _when, render_page, summarise
 from exporter.poller import Poller, Published
 from exporter.settings import Settings
 from exporter.simulator import Simulator, generate_organisation
@@ -238,3 +238,9 @@ def test_the_poller_drops_the_page_figures_when_stale() -> None:
     assert "USD" not in stale
     assert not published[-1].ready
     assert started <= published[-1].last_poll <= time.time()  # type: ignore[operator]
+
+
+def test_a_time_out_of_the_calendars_range_is_shown_as_a_number() -> None:
+    """Found by tests/test_properties.py: an invoice ending at 1e308 must not break a poll."""
+    assert _when(1e308, "%Y") == "1e+308 (Unix time)"
+    assert _when(0.0, "%Y") == "1970"
