@@ -418,7 +418,8 @@ def merge_resources(pages: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
 
 def test_list_endpoints_page_by_cursor_and_ignore_page() -> None:
     org = generate_organisation(teams=5, projects_per_team=3, now=NOW)
-    with Simulator(org, page_size=2) as sim, httpx.Client(base_url=sim.url, headers=AUTH) as c:
+    sim = Simulator(org, page_size=2, clock=ManualClock(period_end(org) + 5.5 * HOUR))
+    with sim, httpx.Client(base_url=sim.url, headers=AUTH) as c:
         listed = fetch_all(c, "/v1/billing/invoices")
         assert len(listed) == 2
         merged = [i for page in listed for i in page["data"]["invoices"]]
@@ -427,8 +428,16 @@ def test_list_endpoints_page_by_cursor_and_ignore_page() -> None:
         assert len(fetch_all(c, "/v1/teams/team-1/billing/invoices")) == 2
 
         # page=2 is ignored (removed from the list pages in June 2026): page 1 again
-        for path in ("/v1/billing/invoices", "/v1/teams", "/v1/teams/team-1/billing/invoices"):
+        assert len(fetch_all(c, "/v1/billing/usage")) == 3  # six hours, the last running
+        for path in (
+            "/v1/billing/invoices",
+            "/v1/teams",
+            "/v1/teams/team-1/billing/invoices",
+            "/v1/billing/usage",
+            "/v1/teams/team-1/billing/usage",
+        ):
             first = c.get(path).json()
+            assert first["pagination"]["hasNextPage"] is True
             assert c.get(path, params={"page": "2"}).json() == first
             assert c.get(path, params={"page": "nonsense"}).status_code == 200
 
@@ -783,7 +792,7 @@ def usage_org() -> Organisation:
     return generate_organisation(now=NOW)
 
 
-def period_end(org: Organisation) -> int:
+def period_end(org: Organisation) -> float:
     return org.newest_invoice().period_end
 
 
@@ -798,7 +807,7 @@ def get_usage(client: httpx.Client, team: str | None = None, **query: str) -> li
     return usage
 
 
-def stamps(usage: list[dict[str, Any]], since: int) -> list[float]:
+def stamps(usage: list[dict[str, Any]], since: float) -> list[float]:
     """The entries' hours, counted from ``since``."""
     return [(entry["timestamp"] - since) / HOUR for entry in usage]
 
@@ -1026,7 +1035,7 @@ def test_close_period_makes_a_new_newest_invoice(usage_org: Organisation) -> Non
         assert stamps(usage, new.period_end) == [1, 0]
         assert get_usage(c, startTime=str(since)) == usage  # nothing before it
         assert stamps(get_usage(c, "team-4"), new.period_end) == [1, 0]
-        old_hour = usage_org.usage_rates(old).paas_hour(new.period_end)
+        old_hour = usage_org.usage_rates(old).paas_hour(int(new.period_end))
         assert usage[-1]["paasUsage"]["price"] != price_json(old_hour)  # the new figures
         assert usage == usage_org.render_usage(now=clock(), running_hour=False)
 
