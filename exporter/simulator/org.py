@@ -191,7 +191,7 @@ class OrganisationData:
 
 
 # --------------------------------------------------------------------------------------
-# Sums of an invoice (what Organisation caches)
+# Sums of an invoice (what OrganisationData caches)
 # --------------------------------------------------------------------------------------
 
 
