@@ -187,7 +187,7 @@ def read_only(rootfs: Path, config: dict[str, Any], argv: Sequence[str], **env: 
     variables = {**image_env(config), "HOME": "/", **env}
     root = str(rootfs)
     script = (
-        'set -e; root="$1"; shift; '
+        'set -e; PATH=/usr/sbin:/usr/bin:/sbin:/bin; root="$1"; shift; '
         'mount --bind "$root" "$root"; mount -o remount,ro,bind "$root"; '
         'mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs "$root/tmp"; '
         'mount -t proc proc "$root/proc"; '
@@ -336,6 +336,16 @@ def test_no_pip_no_compiler_no_source_tree(rootfs: Path, container: str) -> None
     )
     assert result.returncode != 0
     assert "No module named 'pip'" in result.stderr
+    # nor through PATH: `python` is the virtualenv's
+    result = subprocess.run(
+        run_in(container, ["python", "-m", "pip", "--version"]),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "No module named pip" in result.stderr
 
     compilers = ("cc", "gcc", "c++", "g++", "clang", "tcc", "ld", "as", "make")
     for folder in ("usr/local/bin", "usr/bin", "bin", "usr/sbin", "sbin", "opt/venv/bin"):
