@@ -12,6 +12,7 @@ import gc
 import logging
 import signal
 import sys
+import time
 from collections.abc import Sequence
 
 from exporter import __version__
@@ -27,6 +28,7 @@ from exporter.webconfig import WebConfig
 log = logging.getLogger("exporter")
 PROG = "northflank-exporter"
 DEMO_TOKEN = "demo-token"  # noqa: S105 - the embedded simulator's, not a secret
+DEMO_TOKEN_DAYS = 90
 DEMO_DEFAULTS = {
     "api_url": "http://127.0.0.1",  # replaced by the simulator's address once it listens
     "api_token": DEMO_TOKEN,
@@ -53,7 +55,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if invocation.demo:
         from exporter.simulator import Simulator, generate_organisation
 
-        simulator = Simulator(generate_organisation(), token=DEMO_TOKEN).start()
+        expires = time.time() + DEMO_TOKEN_DAYS * 86400  # the token families have figures
+        simulator = Simulator(
+            generate_organisation(), token=DEMO_TOKEN, token_expires_at=expires
+        ).start()
         settings = settings.model_copy(update={"api_url": simulator.url})
         log.info("demo: polling the embedded simulated API at %s", simulator.url)
     try:
@@ -81,8 +86,9 @@ async def run_once(settings: Settings) -> int:
     outcomes: list[Published] = []
     async with make_client(settings) as client:
         poller = Poller(client, settings, outcomes.append)
-        await poller.check_token()
         ok = await poller.poll()
+        if ok:
+            await poller.check_token()
     if ok:
         sys.stdout.buffer.write(outcomes[-1].exposition.text.plain)
         sys.stdout.flush()

@@ -237,10 +237,9 @@ class Poller:
         return error is None
 
     async def check_token(self) -> None:
-        """``GET /v1/auth`` when due: at start, then daily; an hour after a failure.
-
-        A failure costs no poll: the token families are left out until it succeeds.
-        """
+        """``GET /v1/auth`` when due: after the first poll, then daily; an hour after a
+        failure. A failure costs no poll: the token families are left out until it
+        succeeds. Publishes again when it asked."""
         if self._clock() < self._token_due:
             return
         self._client.set_deadline(POLL_DEADLINE_SECONDS)
@@ -256,8 +255,9 @@ class Poller:
                 error,
                 extra={"fields": {"result": getattr(error, "reason", "invalid_response")}},
             )
-            return
-        self._token_due = self._clock() + TOKEN_CHECK_SECONDS
+        else:
+            self._token_due = self._clock() + TOKEN_CHECK_SECONDS
+        self._render()
 
     def _warn_unknown_budgets(self, invoice_teams: frozenset[str]) -> None:
         unknown = frozenset(self._settings.budgets) - invoice_teams - {"*"}
@@ -376,8 +376,8 @@ class Poller:
                 )
                 if await _sleep_or_stop(wait, stop):
                     break
-            await self.check_token()
             await self.poll()
+            await self.check_token()
             next_start = started + self.interval()
             if await _sleep_or_stop(max(0.0, next_start - self._clock()), stop):
                 break

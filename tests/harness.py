@@ -21,6 +21,8 @@ from typing import IO, Any
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from exporter.simulator import RequestRecord, Simulator
+
 Labels = frozenset[tuple[str, str]]
 
 
@@ -59,6 +61,12 @@ def api_env(url: str, token: str, **settings: str) -> dict[str, str]:
     }
     env.update({f"NORTHFLANK_{name.upper()}": value for name, value in settings.items()})
     return env
+
+
+def billing_requests(sim: Simulator) -> list[RequestRecord]:
+    """The simulator's requests but the token check (``GET /v1/auth``, once after the
+    first poll): what the request budget of polls is about."""
+    return [record for record in sim.requests if record.path != "/v1/auth"]
 
 
 @dataclass(frozen=True)

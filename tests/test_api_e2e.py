@@ -257,8 +257,11 @@ def test_auth_failing_costs_no_poll(small_org: Organisation) -> None:
     with Simulator(small_org, token=TOKEN, token_expires_at=1_830_297_600) as sim:
         sim.faults.fail(500, count=1000, match=lambda path, query: path == "/v1/auth")
         with Exporter(env=api_env(sim.url, TOKEN, depth="team")) as exporter:
-            scrape = exporter.wait_ready()
-            scrape = exporter.wait_metric("northflank_up", lambda v: v == 1)
+            exporter.wait_ready()
+            scrape = exporter.wait_metric(
+                "northflank_api_requests_total", lambda v: v == 4, endpoint="auth", code="500"
+            )
+            assert scrape.get("northflank_up") == 1
             assert scrape.family("northflank_token_info") == {}
             assert scrape.family("northflank_token_expiry_timestamp_seconds") == {}
             assert scrape.get("northflank_poll_errors_total", reason="http") == 0

@@ -18,7 +18,15 @@ import httpx
 import pytest
 
 from exporter.simulator import ManualClock, Simulator, generate_organisation
-from tests.harness import Exporter, Scrape, api_env, free_port, parse_exposition, wait_for
+from tests.harness import (
+    Exporter,
+    Scrape,
+    api_env,
+    billing_requests,
+    free_port,
+    parse_exposition,
+    wait_for,
+)
 
 TOKEN = "sim-secret-token-4711"
 PAAS = {"cpu": "cpu", "memory": "memory", "storage": "storage", "gpu": "gpu"}
@@ -180,6 +188,7 @@ def cost_series(scrape: Scrape) -> dict[tuple[str, frozenset[tuple[str, str]]], 
         "northflank_poll_",
         "northflank_api_",
         "northflank_exporter_build_info",
+        "northflank_token_",
     )
     return {key: value for key, value in scrape.samples.items() if not key[0].startswith(own)}
 
@@ -253,7 +262,7 @@ def test_requests_per_poll_by_depth(
         overrides["invoice_id"] = sim.org.newest_invoice().id
     result = run_once(sim, **overrides)
     assert result.returncode == 0, result.stderr
-    assert len(sim.requests) == expected
+    assert len(billing_requests(sim)) == expected
     team_calls = [r for r in sim.requests if "teamId" in r.query and "projectId" not in r.query]
     project_calls = [r for r in sim.requests if "projectId" in r.query]
     assert len(team_calls) == (4 if depth != "team" else 0)
@@ -269,14 +278,14 @@ def test_unbilled_usage_costs_one_call_plus_one_per_team(sim: Simulator, pinned:
     assert result.returncode == 0, result.stderr
     usage = [r for r in sim.requests if r.path.endswith("/billing/usage")]
     assert len(usage) == 1 + 4
-    assert len(sim.requests) == 2 + 4 + 12 + 5  # the list call is made even when pinned
+    assert len(billing_requests(sim)) == 2 + 4 + 12 + 5  # the list call is made even when pinned
 
 
 def test_a_one_team_invoice_needs_no_team_call() -> None:
     with Simulator(generate_organisation(teams=1), token=TOKEN) as sim:
         result = run_once(sim, unbilled="false")
         assert result.returncode == 0, result.stderr
-        assert len(sim.requests) == 2 + 3
+        assert len(billing_requests(sim)) == 2 + 3
         assert not [r for r in sim.requests if "teamId" in r.query and "projectId" not in r.query]
         scrape = parse_exposition(result.stdout)
     assert len(scrape.family("northflank_project_cost")) == 3
@@ -295,7 +304,7 @@ def test_depth_team_exports_no_projects_even_when_the_answer_holds_them() -> Non
 def test_teams_setting_limits_the_breakdown(sim: Simulator) -> None:
     result = run_once(sim, teams="team-2,team-4")
     assert result.returncode == 0, result.stderr
-    assert len(sim.requests) == 2 + 2 + 6 + 1 + 2  # usage: org-wide and the two teams
+    assert len(billing_requests(sim)) == 2 + 2 + 6 + 1 + 2  # usage: org-wide and the two teams
     scrape = parse_exposition(result.stdout)
     teams = {dict(labels)["team"] for labels in scrape.family("northflank_team_cost")}
     assert teams == {"team-2", "team-4"}
@@ -309,12 +318,12 @@ def test_paged_answers_are_followed() -> None:
         result = run_once(sim, unbilled="false")
         assert result.returncode == 0, result.stderr
         scrape = parse_exposition(result.stdout)
-        paged = [r for r in sim.requests if "cursor" in r.query]
+        paged = [r for r in sim.requests if "cursor" in r.query or "page" in r.query]
     assert len(scrape.family("northflank_team_cost")) == 5
     assert len(scrape.family("northflank_project_cost")) == 15
     assert len(scrape.family("northflank_resource_type_cost")) == 15 * 7
     # 3 invoices -> 2 pages; 5 teams -> 3; 3 projects -> 2 per team; 7 resource types -> 4
-    assert len(sim.requests) == 2 + 3 + 5 * 2 + 15 * 4
+    assert len(billing_requests(sim)) == 2 + 3 + 5 * 2 + 15 * 4
     assert paged
 
 
@@ -449,7 +458,13 @@ def test_demo_serves_figures_without_a_token() -> None:
     lines = [json.loads(line) for line in logs.splitlines()]
     polls = [line for line in lines if line["message"] == "poll succeeded"]
     assert polls[0]["requests"] >= 18 + 5  # the first usage calls read every hour so far
-    assert polls[0]["series"] == len(scrape.samples)
+    # the token families come a moment later, from the token check after the first poll
+    polled = [
+        (name, labels)
+        for name, labels in scrape.samples
+        if not name.startswith("northflank_token_") and ("endpoint", "auth") not in labels
+    ]
+    assert polls[0]["series"] == len(polled)
 
 
 def test_ready_is_503_before_the_first_poll(sim: Simulator) -> None:
@@ -524,7 +539,7 @@ def test_interval_is_stretched_to_the_request_budget(sim: Simulator) -> None:
         exporter.wait_ready()
         wait_for(lambda: "polling every 18 s instead of every 1 s" in exporter.logs(), 5)
         time.sleep(3)
-        assert len(sim.requests) == 18
+        assert len(billing_requests(sim)) == 18
         logs = exporter.logs()
     assert logs.count("polling every") == 1  # said once, not at every poll
 
@@ -532,11 +547,13 @@ def test_interval_is_stretched_to_the_request_budget(sim: Simulator) -> None:
 def test_polls_wait_for_the_apis_window_when_it_is_nearly_spent() -> None:
     sim = Simulator(generate_organisation(), token=TOKEN, rate_limit=20)
     with sim, Exporter(env=exporter_env(sim, unbilled="false")) as exporter:
-        scrape = exporter.wait_ready()
+        exporter.wait_ready()
         wait_for(lambda: "for the API's rate-limit window" in exporter.logs(), 5)
         time.sleep(2)
-        assert len(sim.requests) == 18  # 2 left of 20: the next poll waits, sends nothing
-        assert scrape.get("northflank_api_ratelimit_remaining") == 2
+        # 18 for the poll, 1 for the token check: 1 left of 20, the next poll waits
+        assert len(billing_requests(sim)) == 18
+        assert sim.count(path_prefix="/v1/auth") == 1
+        assert exporter.value("northflank_api_ratelimit_remaining") == 1
 
 
 def test_concurrency_limit_holds(sim: Simulator) -> None:

@@ -55,13 +55,16 @@ def unbilled(scrape: Scrape) -> float | None:
     return scrape.get("northflank_unbilled_cost", currency="usd")
 
 
-def test_only_new_hours_are_asked_for_and_sums_match(sim: Simulator, clock: ManualClock) -> None:
+def test_usage_is_asked_from_three_hours_back_and_sums_match(
+    sim: Simulator, clock: ManualClock
+) -> None:
     since = sim.org.newest_invoice().period_end
     with Exporter(env=env(sim)) as exporter:
         first = exporter.wait_ready()
         assert unbilled(first) == pytest.approx(sums(sim))
         assert first.get("northflank_unbilled_since_timestamp_seconds") == since
-        assert first.get("northflank_unbilled_through_timestamp_seconds") == since + 2 * HOUR
+        # two whole hours and the running one, half filled: through is the running hour's end
+        assert first.get("northflank_unbilled_through_timestamp_seconds") == since + 3 * HOUR
         for team in ("team-1", "team-2", "team-3"):
             [value] = [
                 v
@@ -73,16 +76,16 @@ def test_only_new_hours_are_asked_for_and_sums_match(sim: Simulator, clock: Manu
         assert len(first_calls) >= 4  # the first poll: org-wide and three teams, from since
         assert {start for _, start in first_calls[:4]} == {str(int(since))}
 
-        sim.clear_requests()
-        clock.advance(3 * HOUR)  # three more hours end
+        clock.advance(3 * HOUR)  # three more hours end; the next one is half filled
         later = exporter.wait_metric(
-            "northflank_unbilled_through_timestamp_seconds", lambda v: v == since + 5 * HOUR
+            "northflank_unbilled_through_timestamp_seconds", lambda v: v == since + 6 * HOUR
         )
         assert unbilled(later) == pytest.approx(sums(sim))
-        # every usage call after the first poll starts where the last one ended
+        # from now on every usage call starts 3 hours before the newest hour summed
+        sim.clear_requests()
+        wait_for(lambda: len(usage_calls(sim)) >= 8)
         starts = {start for _, start in usage_calls(sim)}
-        assert starts <= {str(int(since + 2 * HOUR)), str(int(since + 5 * HOUR))}
-        assert str(int(since)) not in starts
+        assert starts == {str(int(since + 3 * HOUR))}
 
 
 def test_a_new_invoice_restarts_the_window(sim: Simulator, clock: ManualClock) -> None:
@@ -91,22 +94,23 @@ def test_a_new_invoice_restarts_the_window(sim: Simulator, clock: ManualClock) -
         exporter.wait_ready()
         new_end = old_end + 2 * HOUR
         sim.org.close_period(new_end)
-        clock.advance(HOUR)  # now new_end + 1.5 h: one whole hour in the new window
+        clock.advance(HOUR)  # now new_end + 1.5 h: one whole hour and the running one
         scrape = exporter.wait_metric(
             "northflank_unbilled_since_timestamp_seconds", lambda v: v == new_end
         )
         scrape = exporter.wait_metric(
-            "northflank_unbilled_through_timestamp_seconds", lambda v: v == new_end + HOUR
+            "northflank_unbilled_through_timestamp_seconds", lambda v: v == new_end + 2 * HOUR
         )
         assert unbilled(scrape) == pytest.approx(sums(sim))
         info = scrape.family("northflank_invoice_info")
         assert [dict(labels)["invoice_id"] for labels in info] == [sim.org.newest_invoice().id]
 
 
-def test_before_any_hour_has_ended_the_families_are_zero(
+def test_before_the_api_returns_any_hour_the_families_are_zero(
     sim: Simulator, clock: ManualClock
 ) -> None:
     clock.now = sim.org.newest_invoice().period_end + 0.5 * HOUR
+    sim.running_hour = False  # an API that returns whole hours only: none has ended
     with Exporter(env=env(sim)) as exporter:
         scrape = exporter.wait_ready()
     since = sim.org.newest_invoice().period_end
