@@ -31,135 +31,119 @@ from collections.abc import Iterator
 from types import FrameType
 
 from prometheus_client import CollectorRegistry, generate_latest, start_http_server
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from exporter import __version__
+from exporter import metrics as m
+from exporter.bodies import expose
 from exporter.client import Client
-from exporter.exposition import (
-    POLL_ERROR_REASONS,
-    Family,
-    Health,
-    cost_families,
-    own_families,
-    render,
-)
-from exporter.poller import read_invoice
+from exporter.encoding import Spec
+from exporter.fetch import Plan, fetch
+from exporter.metrics import Health, OwnMetrics
 from exporter.settings import Settings
-from exporter.snapshot import Cost, Snapshot
+from exporter.snapshot import Cost, Snapshot, build
 
 
 class SnapshotCollector(Collector):
-    """Yields the exporter's families from a snapshot, built afresh on every scrape."""
+    """Yields the exporter's families from a snapshot, built afresh on every scrape.
+
+    Names, help texts and label names come from ``exporter.metrics``; label values are
+    given in the declared (sorted) order.
+    """
 
     def __init__(self, snapshot: Snapshot, health: Health) -> None:
         self.snapshot = snapshot
-        self.health = health
-        # Help texts and types, taken once from the exporter so that both say the same.
-        families: list[Family] = [*cost_families(snapshot), *own_families(health)]
-        self.docs = {family.name: family.documentation for family in families}
+        self.own = OwnMetrics(health)
 
-    def _gauge(self, name: str, labels: list[str]) -> GaugeMetricFamily:
-        return GaugeMetricFamily(name, self.docs[name], labels=labels)
+    @staticmethod
+    def _gauge(spec: Spec) -> GaugeMetricFamily:
+        return GaugeMetricFamily(spec.name, spec.help, labels=spec.labels)
 
+    @staticmethod
     def _cost(
-        self,
         total: GaugeMetricFamily,
         parts: GaugeMetricFamily,
-        values: list[str],
+        currency: str,
+        rest: list[str],
         cost: Cost,
     ) -> None:
+        """``rest``: the label values after currency (and dimension), in sorted order."""
         if cost.total is not None:
-            total.add_metric(values, cost.total)
+            total.add_metric([currency, *rest], cost.total)
         for dimension, value in cost.dimensions:
-            parts.add_metric([*values, dimension], value)
+            parts.add_metric([currency, dimension, *rest], value)
 
     def collect(self) -> Iterator[Metric]:
         yield from self._invoice()
         yield from self._breakdown()
         yield from self._unbilled()
-        yield from self._own()
+        yield from self.own.collect()
 
     def _invoice(self) -> Iterator[Metric]:
         inv = self.snapshot.invoice
         cur = inv.currency
-        info = self._gauge("northflank_invoice_info", ["currency", "invoice_id"])
+        info = self._gauge(m.INVOICE_INFO)
         info.add_metric([cur, inv.id], 1)
         yield info
-        for name, value, currency in (
-            ("northflank_invoice_period_start_timestamp_seconds", inv.period_start, False),
-            ("northflank_invoice_period_end_timestamp_seconds", inv.period_end, False),
-            ("northflank_invoice_amount", inv.total, True),
-            ("northflank_invoice_subtotal_amount", inv.subtotal, True),
-            ("northflank_invoice_discount_amount", inv.discount, True),
-            ("northflank_invoice_tax_amount", inv.tax_amount, True),
-            ("northflank_invoice_tax_ratio", inv.tax_ratio, False),
-            ("northflank_invoice_paid", None if inv.paid is None else float(inv.paid), False),
+        for spec, value in (
+            (m.INVOICE_PERIOD_START, inv.period_start),
+            (m.INVOICE_PERIOD_END, inv.period_end),
+            (m.INVOICE_AMOUNT, inv.total),
+            (m.INVOICE_SUBTOTAL, inv.subtotal),
+            (m.INVOICE_DISCOUNT, inv.discount),
+            (m.INVOICE_TAX, inv.tax_amount),
+            (m.INVOICE_TAX_RATIO, inv.tax_ratio),
+            (m.INVOICE_PAID, None if inv.paid is None else float(inv.paid)),
         ):
-            family = self._gauge(name, ["currency"] if currency else [])
+            family = self._gauge(spec)
             if value is not None:
-                family.add_metric([cur] if currency else [], value)
+                family.add_metric([cur] if spec.labels else [], value)
             yield family
         items = [
-            self._gauge(f"northflank_invoice_line_item{part}_amount", ["currency", "item"])
-            for part in ("", "_base", "_proration")
+            self._gauge(spec) for spec in (m.LINE_ITEM, m.LINE_ITEM_BASE, m.LINE_ITEM_PRORATION)
         ]
         for item in inv.line_items:
             for family, value in zip(items, (item.total, item.base, item.proration), strict=True):
                 if value is not None:
                     family.add_metric([cur, item.title], value)
         yield from items
-        for scope, cost in (("byoc", inv.byoc), ("paas", inv.paas)):
-            total = self._gauge(f"northflank_{scope}_cost", ["currency"])
-            parts = self._gauge(f"northflank_{scope}_dimension_cost", ["currency", "dimension"])
+        for total_spec, parts_spec, cost in (
+            (m.BYOC_COST, m.BYOC_DIMENSION_COST, inv.byoc),
+            (m.PAAS_COST, m.PAAS_DIMENSION_COST, inv.paas),
+        ):
+            total, parts = self._gauge(total_spec), self._gauge(parts_spec)
             if cost is not None:
-                self._cost(total, parts, [cur], cost)
+                self._cost(total, parts, cur, [], cost)
             yield from (total, parts)
 
     def _breakdown(self) -> Iterator[Metric]:
         cur = self.snapshot.invoice.currency
-        keys = {
-            "team": ["currency", "team", "team_name"],
-            "project": ["currency", "team", "project", "project_name"],
-            "resource_type": ["currency", "team", "project", "resource_type"],
-            "resource": [
-                "currency",
-                "team",
-                "project",
-                "resource_type",
-                "resource",
-                "resource_name",
-            ],
-        }
-        fams = {
-            level: (
-                self._gauge(f"northflank_{level}_cost", labels),
-                self._gauge(f"northflank_{level}_dimension_cost", [*labels, "dimension"]),
-            )
-            for level, labels in keys.items()
-        }
+        team_f = (self._gauge(m.TEAM_COST), self._gauge(m.TEAM_DIMENSION_COST))
+        project_f = (self._gauge(m.PROJECT_COST), self._gauge(m.PROJECT_DIMENSION_COST))
+        type_f = (self._gauge(m.RESOURCE_TYPE_COST), self._gauge(m.RESOURCE_TYPE_DIMENSION_COST))
+        res_f = (self._gauge(m.RESOURCE_COST), self._gauge(m.RESOURCE_DIMENSION_COST))
         for team in self.snapshot.teams:
-            self._cost(*fams["team"], [cur, team.id, team.name], team.cost)
+            self._cost(*team_f, cur, [team.id, team.name], team.cost)
             for project in team.projects:
-                where = [cur, team.id, project.id, project.name]
-                self._cost(*fams["project"], where, project.cost)
+                self._cost(*project_f, cur, [project.id, project.name, team.id], project.cost)
                 for kind in project.resource_types:
-                    in_type = [cur, team.id, project.id, kind.resource_type]
-                    self._cost(*fams["resource_type"], in_type, kind.cost)
+                    where = [project.id, kind.resource_type, team.id]
+                    self._cost(*type_f, cur, where, kind.cost)
                     for res in kind.resources:
-                        self._cost(*fams["resource"], [*in_type, res.id, res.name], res.cost)
-        for pair in fams.values():
-            yield from pair
+                        where = [project.id, res.id, res.name, kind.resource_type, team.id]
+                        self._cost(*res_f, cur, where, res.cost)
+        yield from (*team_f, *project_f, *type_f, *res_f)
 
     def _unbilled(self) -> Iterator[Metric]:
         cur = self.snapshot.invoice.currency
-        total = self._gauge("northflank_unbilled_cost", ["currency"])
-        paas = self._gauge("northflank_unbilled_paas_dimension_cost", ["currency", "dimension"])
-        byoc = self._gauge("northflank_unbilled_byoc_dimension_cost", ["currency", "dimension"])
-        teams = self._gauge("northflank_team_unbilled_cost", ["currency", "team", "team_name"])
-        since = self._gauge("northflank_unbilled_since_timestamp_seconds", [])
-        through = self._gauge("northflank_unbilled_through_timestamp_seconds", [])
-        budget = self._gauge("northflank_team_budget", ["currency", "team", "team_name"])
+        total = self._gauge(m.UNBILLED_COST)
+        paas = self._gauge(m.UNBILLED_PAAS_DIMENSION_COST)
+        byoc = self._gauge(m.UNBILLED_BYOC_DIMENSION_COST)
+        teams = self._gauge(m.TEAM_UNBILLED_COST)
+        since = self._gauge(m.UNBILLED_SINCE)
+        through = self._gauge(m.UNBILLED_THROUGH)
+        budget = self._gauge(m.TEAM_BUDGET)
         figures = self.snapshot.unbilled
         if figures is not None:
             total.add_metric([cur], figures.total)
@@ -175,39 +159,6 @@ class SnapshotCollector(Collector):
             budget.add_metric([cur, row.team_id, row.team_name], row.amount)
         yield from (total, paas, byoc, teams, since, through, budget)
 
-    def _own(self) -> Iterator[Metric]:
-        health = self.health
-        for name, value in (
-            ("northflank_up", float(health.up)),
-            ("northflank_last_success_timestamp_seconds", health.last_success),
-            ("northflank_poll_duration_seconds", health.poll_duration),
-        ):
-            family = self._gauge(name, [])
-            if value is not None:
-                family.add_metric([], value)
-            yield family
-        errors = CounterMetricFamily(
-            "northflank_poll_errors", self.docs["northflank_poll_errors"], labels=["reason"]
-        )
-        for reason in sorted({*POLL_ERROR_REASONS, *health.poll_errors}):
-            errors.add_metric([reason], health.poll_errors.get(reason, 0))
-        yield errors
-        requests = CounterMetricFamily(
-            "northflank_api_requests",
-            self.docs["northflank_api_requests"],
-            labels=["endpoint", "code"],
-        )
-        for (endpoint, code), count in sorted(health.api_requests.items()):
-            requests.add_metric([endpoint, code], count)
-        yield requests
-        remaining = self._gauge("northflank_api_ratelimit_remaining", [])
-        if health.ratelimit_remaining is not None:
-            remaining.add_metric([], health.ratelimit_remaining)
-        yield remaining
-        build = self._gauge("northflank_exporter_build_info", ["version"])
-        build.add_metric([health.version], 1)
-        yield build
-
 
 async def poll_twice(settings: Settings) -> tuple[Snapshot, Health, dict[str, float]]:
     """Two polls like the exporter's; CPU seconds of the second one's parts."""
@@ -217,9 +168,9 @@ async def poll_twice(settings: Settings) -> tuple[Snapshot, Health, dict[str, fl
         timeout=settings.request_timeout_seconds,
         max_concurrency=settings.max_concurrency,
     ) as client:
-        await read_invoice(client, settings)  # warm-up: connections, first-use costs
+        await fetch(client, Plan.of(settings))  # warm-up: connections, first-use costs
         started, cpu = time.monotonic(), time.process_time()
-        result = await read_invoice(client, settings)
+        snapshot = build(await fetch(client, Plan.of(settings)), settings.view)
         read_cpu = time.process_time() - cpu
         duration = time.monotonic() - started
         stats = client.stats
@@ -232,10 +183,10 @@ async def poll_twice(settings: Settings) -> tuple[Snapshot, Health, dict[str, fl
         ratelimit_remaining=stats.ratelimit_remaining,
     )
     cpu = time.process_time()
-    exposition = render([*cost_families(result.snapshot), *own_families(health)])
+    exposition = expose(snapshot, health)
     render_cpu = time.process_time() - cpu
     return (
-        result.snapshot,
+        snapshot,
         health,
         {
             "read_cpu_seconds": read_cpu,

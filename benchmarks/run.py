@@ -66,23 +66,15 @@ from typing import IO, Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from exporter import metrics
+
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 TOOLS = {"wrk": "wrk", "nginx": "nginx-light", "promtool": "prometheus"}  # binary: package
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-OWN_FAMILIES = frozenset(
-    {
-        "northflank_up",
-        "northflank_last_success_timestamp_seconds",
-        "northflank_poll_duration_seconds",
-        "northflank_poll_errors_total",
-        "northflank_api_requests_total",
-        "northflank_api_ratelimit_remaining",
-        "northflank_exporter_build_info",
-    }
-)
+OWN_FAMILIES = metrics.OWN_NAMES
 # Read from GET /v1/auth, which the per-scrape reference does not ask.
-TOKEN_FAMILIES = frozenset({"northflank_token_info", "northflank_token_expiry_timestamp_seconds"})
+TOKEN_FAMILIES = frozenset({metrics.TOKEN_INFO.name, metrics.TOKEN_EXPIRY.name})
 
 
 class BenchmarkError(Exception):
@@ -618,7 +610,7 @@ def measure_polls(procs: Processes, cpus: Cpus, cfg: Config, results: Results) -
             invoice_id = next(
                 dict(labels)["invoice_id"]
                 for (name, labels) in info
-                if name == "northflank_invoice_info"
+                if name == metrics.INVOICE_INFO.name
             )
         procs.stop(exporter.process)
         into.update(

@@ -1,4 +1,5 @@
-"""Wires the parts together: settings -> client -> poller -> server; stops on a signal.
+"""Wires the parts together: settings -> client -> poller -> bodies -> server; stops on a
+signal.
 
 Exit status: 0 after a clean stop (or a good ``--once``), 1 when ``--once`` failed or the
 exporter could not start, 2 on a bad setting (one stderr line naming it).
@@ -16,11 +17,10 @@ import time
 from collections.abc import Sequence
 
 from exporter import __version__
+from exporter.bodies import Bodies
 from exporter.client import Client
-from exporter.exposition import Health, own_families, render
 from exporter.logs import configure
-from exporter.page import PageView, render_page
-from exporter.poller import Poller, Published
+from exporter.poller import Outcome, Poller
 from exporter.server import MetricsServer
 from exporter.settings import Settings, SettingsError, parse
 from exporter.webconfig import WebConfig
@@ -83,29 +83,23 @@ def make_client(settings: Settings) -> Client:
 
 async def run_once(settings: Settings) -> int:
     """``--once``: poll, print the text exposition to stdout; 1 when the poll failed."""
-    outcomes: list[Published] = []
+    bodies = Bodies(__version__)
     async with make_client(settings) as client:
-        poller = Poller(client, settings, outcomes.append)
+        poller = Poller(client, settings, lambda outcome: bodies.make(outcome).exposition.samples)
         ok = await poller.poll()
         if ok:
             await poller.check_token()
     if ok:
-        sys.stdout.buffer.write(outcomes[-1].exposition.text.plain)
+        sys.stdout.buffer.write(bodies.current.exposition.text.plain)
         sys.stdout.flush()
     return 0 if ok else 1
 
 
 async def serve(settings: Settings, web: WebConfig | None = None) -> int:
     """Serve /metrics and poll in the background until SIGTERM or SIGINT."""
-    initial = Published(
-        exposition=render(own_families(Health(version=__version__))),
-        ready=False,
-        last_result="pending",
-        last_poll=None,
-        page=render_page(PageView(version=__version__)),
-    )
+    bodies = Bodies(__version__)
     try:
-        server = MetricsServer(settings.host, settings.port, initial, web)
+        server = MetricsServer(settings.host, settings.port, bodies.current, web)
     except OSError as exc:
         print(
             f"{PROG}: NORTHFLANK_LISTEN_ADDRESS: cannot listen on "
@@ -130,7 +124,13 @@ async def serve(settings: Settings, web: WebConfig | None = None) -> int:
     )
     stop = asyncio.Event()
     async with make_client(settings) as client:
-        task = asyncio.create_task(Poller(client, settings, server.publish).run(stop))
+
+        def publish(outcome: Outcome) -> int:
+            published = bodies.make(outcome)
+            server.publish(published)
+            return published.exposition.samples
+
+        task = asyncio.create_task(Poller(client, settings, publish).run(stop))
         loop = asyncio.get_running_loop()
 
         def on_signal(signum: int) -> None:

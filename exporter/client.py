@@ -62,8 +62,8 @@ class ApiStats:
     requests: Counter[tuple[str, str]] = field(default_factory=Counter)  # (endpoint, code)
     ratelimit_remaining: float | None = None  # the last x-ratelimit-remaining of any answer
     # The window as the last successful answer described it (a 429's own wait is the hold):
-    window_remaining: float | None = None
-    window_reset_at: float | None = None  # monotonic time the API's window resets
+    ratelimit_window_remaining: float | None = None
+    ratelimit_reset_at: float | None = None  # monotonic time the rate-limit window resets
 
     @property
     def total(self) -> int:
@@ -295,8 +295,8 @@ class Client:
             self.stats.ratelimit_remaining = remaining
             self._last_reset_at = reset_at
         if response.is_success:
-            self.stats.window_remaining = remaining
-            self.stats.window_reset_at = reset_at
+            self.stats.ratelimit_window_remaining = remaining
+            self.stats.ratelimit_reset_at = reset_at
         hold = parse_retry_after(response.headers.get("retry-after"))
         if hold is None and response.status_code == 429:
             hold = reset

@@ -78,3 +78,19 @@ def first_api_error(exc: BaseException) -> ApiError | None:
             if found is not None:
                 return found
     return None
+
+
+# Every reason a poll can fail for, in the order the README lists them: each is a series
+# of northflank_poll_errors_total from the start, 0 until it happens.
+REASONS = tuple(
+    kind.reason
+    for kind in (
+        AuthError,
+        NotFoundError,
+        RateLimitedError,
+        HttpStatusError,
+        ApiTimeoutError,
+        ApiConnectionError,
+        InvalidResponseError,
+    )
+)

@@ -17,6 +17,9 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 
 Amount = float
 T = TypeVar("T")
+# The usage dimensions of a price, as the snapshot and the metrics name them.
+PAAS_DIMENSIONS = ("cpu", "memory", "storage", "gpu")
+BYOC_DIMENSIONS = ("vcpu", "memory", "gpu_memory", "cluster")
 
 
 def _encodable(value: str) -> str:

@@ -3,7 +3,7 @@
 ``/metrics`` picks one of four pre-rendered bodies by ``Accept`` (OpenMetrics or text)
 and ``Accept-Encoding`` (gzip or identity); ``/`` the page the poll made (:mod:`exporter.page`);
 ``/-/healthy`` answers 200 while the process runs and ``/-/ready`` 200 while figures
-are served. The current :class:`~exporter.poller.Published` is one reference, replaced
+are served. The current :class:`~exporter.bodies.Published` is one reference, replaced
 whole by :meth:`MetricsServer.publish`, so a scrape never sees half a poll.
 """
 
@@ -18,8 +18,8 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
 
-from exporter.exposition import OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE
-from exporter.poller import Published
+from exporter.bodies import Published
+from exporter.encoding import OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE
 from exporter.webconfig import WebConfig
 
 OPEN_PATHS = frozenset({"/-/healthy", "/-/ready"})  # probes need no credentials
@@ -99,7 +99,7 @@ class _Handler(BaseHTTPRequestHandler):
         body = published.exposition.openmetrics if openmetrics else published.exposition.text
         ctype = OPENMETRICS_CONTENT_TYPE if openmetrics else TEXT_CONTENT_TYPE
         if accepts_gzip(self.headers.get("Accept-Encoding", "")):
-            self._send(HTTPStatus.OK, (body.gzipped,), ctype, gzip=True)
+            self._send(HTTPStatus.OK, body.gzipped, ctype, gzip=True)
         else:
             self._send(HTTPStatus.OK, body.parts, ctype)
 

@@ -11,6 +11,7 @@ a flag); ``cli`` prints it and exits 2.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,6 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from exporter import webconfig
-from exporter.unbilled import parse_budgets
 from exporter.webconfig import WebConfig
 
 ENV_PREFIX = "NORTHFLANK_"
@@ -31,6 +31,52 @@ DEPTHS: tuple[Depth, ...] = ("team", "project", "resource")
 
 class SettingsError(Exception):
     """A setting is missing or malformed; ``str()`` is the one line to print."""
+
+
+@dataclass(frozen=True)
+class View:
+    """What the figures show: which teams, how deep, in which unit, with which budgets.
+
+    The one rule for both what a poll drills into (``fetch``) and what the snapshot
+    keeps (``snapshot.build``).
+    """
+
+    teams: frozenset[str] = frozenset()  # empty: every team the invoice lists
+    depth: Depth = "resource"
+    amount_unit: Literal["cents", "major"] = "cents"
+    budgets: Mapping[str, float] = dataclasses.field(
+        default_factory=dict
+    )  # team (or "*") -> amount
+
+    def includes(self, team_id: str) -> bool:
+        return not self.teams or team_id in self.teams
+
+    def budget_for(self, team_id: str) -> float | None:
+        """A team's own budget, else the ``*`` default, else None."""
+        return self.budgets.get(team_id, self.budgets.get("*"))
+
+
+def parse_budgets(text: str) -> dict[str, float]:
+    """``team-a=500, team-b=1200, *=300`` -> {"team-a": 500.0, ...}; ValueError naming the entry."""
+    budgets: dict[str, float] = {}
+    for raw in text.split(","):
+        entry = raw.strip()
+        if not entry:
+            continue
+        team, sep, amount_text = entry.partition("=")
+        team, amount_text = team.strip(), amount_text.strip()
+        if not sep or not team:
+            raise ValueError(f"entry {entry!r} is not team=amount")
+        try:
+            amount = float(amount_text)
+        except ValueError:
+            raise ValueError(f"entry {entry!r}: {amount_text!r} is not a number") from None
+        if not amount >= 0 or amount == float("inf"):
+            raise ValueError(f"entry {entry!r}: the amount must be a non-negative number")
+        if team in budgets:
+            raise ValueError(f"team {team!r} is named twice")
+        budgets[team] = amount
+    return budgets
 
 
 class Settings(BaseSettings):
@@ -117,6 +163,10 @@ class Settings(BaseSettings):
     @property
     def port(self) -> int:
         return parse_listen_address(self.listen_address)[1]
+
+    @property
+    def view(self) -> View:
+        return View(frozenset(self.teams), self.depth, self.amount_unit, self.budgets)
 
     @property
     def staleness_seconds(self) -> float:

@@ -1,10 +1,12 @@
 """What one poll learned, as frozen data in major currency units.
 
-:func:`build` is pure: it takes the API's answers (the unfiltered invoice, each team's
-``teamId`` answer, each project's ``projectId`` answer) and decides which figure comes
-from where. A team's total always comes from the unfiltered answer, never from a
-filtered slice; the PaaS and invoice totals likewise; the ``projectId`` answers give
-only resource types and resources.
+:func:`build` is pure, and the one place where the team filter, the depth and the
+budgets (a :class:`~exporter.settings.View`) apply. It takes the poll's
+:class:`Answers` (the unfiltered invoice, each team's ``teamId`` answer, each project's
+``projectId`` answer, the usage summed so far) and decides which figure comes from where:
+a team's total always from the unfiltered answer, never from a filtered slice; the PaaS
+and invoice totals likewise; the ``projectId`` answers give only resource types and
+resources.
 """
 
 from __future__ import annotations
@@ -13,10 +15,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from exporter import models
-from exporter.unbilled import Sum, Window, budget_for
-
-PAAS_DIMENSIONS = ("cpu", "memory", "storage", "gpu")
-BYOC_DIMENSIONS = ("vcpu", "memory", "gpu_memory", "cluster")
+from exporter.models import BYOC_DIMENSIONS, PAAS_DIMENSIONS
+from exporter.settings import View
+from exporter.unbilled import Sum, UsageSums
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +115,7 @@ class Snapshot:
     budgets: tuple[TeamAmount, ...] = ()
 
 
-class Scale:
+class MajorUnits:
     """Turns API amounts into major units: cents / 100, or as they are."""
 
     def __init__(self, unit: str) -> None:
@@ -124,65 +125,67 @@ class Scale:
         return None if amount is None else amount / self.divisor
 
 
-def build(
-    invoice: models.Invoice,
-    *,
-    team_answers: Mapping[str, models.Team],
-    project_answers: Mapping[tuple[str, str], ResourceTypes],
-    teams: Iterable[str] | None = None,
-    amount_unit: str = "cents",
-    window: Window | None = None,
-    budgets: Mapping[str, float] | None = None,
-    depth: str = "resource",
-) -> Snapshot:
-    """Assemble a snapshot from the answers of one poll.
+@dataclass(frozen=True)
+class NewestInvoice:
+    """The invoice that ends last in the list: the one to poll, and where unbilled starts."""
 
-    ``team_answers`` maps a team ID to that team as the ``teamId`` answer shows it;
-    ``project_answers`` maps (team ID, project ID) to the resource types of that
-    project's ``projectId`` answer (:func:`resource_types`). ``teams`` restricts the
-    team families to these IDs. ``window`` is the unbilled usage summed so far;
-    ``budgets`` the teams' budgets (``*``: the rest).
-    At ``depth`` ``team`` no projects are kept, even those a one-team answer holds.
-    """
-    scale = Scale(amount_unit)
-    wanted = set(teams) if teams else None
+    id: str
+    period_end: float
+
+
+@dataclass(frozen=True)
+class Answers:
+    """What the API answered in one poll (made by :func:`exporter.fetch.fetch`)."""
+
+    newest: NewestInvoice | None  # None when the list was not read
+    invoice: models.Invoice  # the unfiltered answer
+    teams: Mapping[str, models.Team]  # each team's ``teamId`` answer, where one was needed
+    projects: Mapping[tuple[str, str], ResourceTypes]  # (team, project): its resource types
+    usage: UsageSums | None = None  # usage summed through this poll; None: unbilled off
+
+
+def build(answers: Answers, view: View) -> Snapshot:
+    """The snapshot of one poll's answers, as ``view`` says: only its teams in the team
+    families, projects and deeper only below depth ``team``, its budgets."""
+    units = MajorUnits(view.amount_unit)
     team_costs = []
-    for team in invoice.teams:
-        if wanted is not None and team.id not in wanted:
+    for team in answers.invoice.teams:
+        if not view.includes(team.id):
             continue
         # Projects: from the team's own answer, or the unfiltered one (single-team invoice).
-        source = team_answers.get(team.id, team)
-        listed = source.projects or () if depth != "team" else ()
-        projects = tuple(_project(team.id, project, project_answers, scale) for project in listed)
-        team_costs.append(TeamCost(team.id, team.name or "", _paas(team.price, scale), projects))
+        source = answers.teams.get(team.id, team)
+        listed = source.projects or () if view.depth != "team" else ()
+        projects = tuple(_project(team.id, project, answers.projects, units) for project in listed)
+        team_costs.append(TeamCost(team.id, team.name or "", _paas(team.price, units), projects))
     names = {team.id: team.name for team in team_costs}
     budget_rows = tuple(
         TeamAmount(team_id, name, amount)
         for team_id, name in names.items()
-        if (amount := budget_for(budgets or {}, team_id)) is not None
+        if (amount := view.budget_for(team_id)) is not None
     )
+    usage = answers.usage
     return Snapshot(
-        invoice=_invoice(invoice, scale),
+        invoice=_invoice(answers.invoice, units),
         teams=tuple(team_costs),
-        unbilled=_unbilled(window, names, scale) if window else None,
+        unbilled=_unbilled(usage, names, units) if usage else None,
         budgets=budget_rows,
     )
 
 
-def _unbilled(window: Window, names: Mapping[str, str], scale: Scale) -> UnbilledFigures:
+def _unbilled(usage: UsageSums, names: Mapping[str, str], units: MajorUnits) -> UnbilledFigures:
     def cost(part: Sum) -> Cost:
-        return _cost(float(part.total), ((n, float(v)) for n, v in part.dimensions), scale)
+        return _cost(float(part.total), ((n, float(v)) for n, v in part.dimensions), units)
 
     return UnbilledFigures(
-        since=window.since,
-        through=window.through,
-        total=float(window.total) / scale.divisor,
-        paas=cost(window.paas),
-        byoc=cost(window.byoc),
+        since=usage.since,
+        through=usage.through,
+        total=float(usage.total) / units.divisor,
+        paas=cost(usage.paas),
+        byoc=cost(usage.byoc),
         teams=tuple(
-            TeamAmount(team_id, name, float(window.team_hours[team_id].sum.total) / scale.divisor)
+            TeamAmount(team_id, name, float(usage.team_hours[team_id].sum.total) / units.divisor)
             for team_id, name in names.items()
-            if team_id in window.team_hours
+            if team_id in usage.team_hours
         ),
     )
 
@@ -193,13 +196,13 @@ def resource_types(project: models.Project, amount_unit: str = "cents") -> Resou
     The poller converts each answer as it arrives, so a poll of 500 projects holds
     their figures, not 500 pydantic models, until the snapshot is built.
     """
-    scale = Scale(amount_unit)
+    units = MajorUnits(amount_unit)
     return tuple(
         ResourceTypeCost(
             kind.resource_type,
-            _paas(kind.price, scale),
+            _paas(kind.price, units),
             tuple(
-                ResourceCost(res.id, res.name or "", _paas(res.price, scale))
+                ResourceCost(res.id, res.name or "", _paas(res.price, units))
                 for res in kind.resources or ()
             ),
         )
@@ -211,35 +214,35 @@ def _project(
     team_id: str,
     project: models.Project,
     answers: Mapping[tuple[str, str], ResourceTypes],
-    scale: Scale,
+    units: MajorUnits,
 ) -> ProjectCost:
     types = answers.get((team_id, project.id), ())
-    return ProjectCost(project.id, project.name or "", _paas(project.price, scale), types)
+    return ProjectCost(project.id, project.name or "", _paas(project.price, units), types)
 
 
-def _paas(price: models.PaasPrice | None, scale: Scale) -> Cost:
+def _paas(price: models.PaasPrice | None, units: MajorUnits) -> Cost:
     if price is None:
         return Cost(None, ())
     return _cost(
         price.total,
         zip(PAAS_DIMENSIONS, (price.cpu, price.memory, price.storage, price.gpu), strict=True),
-        scale,
+        units,
     )
 
 
-def _byoc(price: models.ByocPrice | None, scale: Scale) -> Cost | None:
+def _byoc(price: models.ByocPrice | None, units: MajorUnits) -> Cost | None:
     if price is None:
         return None
     values = (price.vcpu, price.memory, price.gpu_memory, price.cluster)
-    return _cost(price.total, zip(BYOC_DIMENSIONS, values, strict=True), scale)
+    return _cost(price.total, zip(BYOC_DIMENSIONS, values, strict=True), units)
 
 
-def _cost(total: float | None, dims: Iterable[tuple[str, float | None]], scale: Scale) -> Cost:
-    present = tuple((name, value / scale.divisor) for name, value in dims if value is not None)
-    return Cost(scale(total), present)
+def _cost(total: float | None, dims: Iterable[tuple[str, float | None]], units: MajorUnits) -> Cost:
+    present = tuple((name, value / units.divisor) for name, value in dims if value is not None)
+    return Cost(units(total), present)
 
 
-def _invoice(invoice: models.Invoice, scale: Scale) -> InvoiceFigures:
+def _invoice(invoice: models.Invoice, units: MajorUnits) -> InvoiceFigures:
     period = invoice.period or models.Period()
     tax = invoice.tax or models.Tax()
     paas = invoice.paas_usage
@@ -249,24 +252,24 @@ def _invoice(invoice: models.Invoice, scale: Scale) -> InvoiceFigures:
         currency=invoice.currency or "",
         period_start=period.start,
         period_end=period.end,
-        total=scale(invoice.total),
-        subtotal=scale(invoice.sub_total),
-        discount=scale(invoice.discounts.total if invoice.discounts else None),
-        tax_amount=scale(tax.amount),
+        total=units(invoice.total),
+        subtotal=units(invoice.sub_total),
+        discount=units(invoice.discounts.total if invoice.discounts else None),
+        tax_amount=units(tax.amount),
         tax_ratio=None if tax.percent is None else tax.percent / 100,
         paid=invoice.paid,
-        line_items=_line_items(invoice.line_items or (), scale),
-        byoc=_byoc(byoc.price, scale) if byoc else None,
-        paas=_paas(paas.price, scale) if paas and paas.price else None,
+        line_items=_line_items(invoice.line_items or (), units),
+        byoc=_byoc(byoc.price, units) if byoc else None,
+        paas=_paas(paas.price, units) if paas and paas.price else None,
     )
 
 
-def _line_items(items: Iterable[models.LineItem], scale: Scale) -> tuple[LineItem, ...]:
+def _line_items(items: Iterable[models.LineItem], units: MajorUnits) -> tuple[LineItem, ...]:
     """Line items with the same title are added into one."""
     merged: dict[str, LineItem] = {}
     for item in items:
         title = item.title or ""
-        new = LineItem(title, scale(item.total), scale(item.base), scale(item.proration))
+        new = LineItem(title, units(item.total), units(item.base), units(item.proration))
         old = merged.get(title)
         merged[title] = (
             new

@@ -104,7 +104,7 @@ def _fresh(since: float, fields: tuple[str, ...]) -> Hours:
 
 
 @dataclass(frozen=True)
-class Window:
+class UsageSums:
     invoice_id: str  # the invoice whose end starts the window
     since: float
     paas_hours: Hours
@@ -112,7 +112,7 @@ class Window:
     team_hours: Mapping[str, Hours] = field(default_factory=dict)
 
     @classmethod
-    def start(cls, invoice_id: str, since: float) -> Window:
+    def start(cls, invoice_id: str, since: float) -> UsageSums:
         return cls(invoice_id, since, _fresh(since, PAAS_FIELDS), _fresh(since, BYOC_FIELDS))
 
     @property
@@ -142,11 +142,11 @@ class Window:
         return hours.ask_from() if hours else self.since
 
 
-def restart_if_needed(window: Window | None, invoice_id: str, since: float) -> Window:
-    """The window to add to: this one, or a fresh one when the newest invoice changed."""
-    if window is None or window.invoice_id != invoice_id or window.since != since:
-        return Window.start(invoice_id, since)
-    return window
+def restart_if_needed(usage: UsageSums | None, invoice_id: str, since: float) -> UsageSums:
+    """The sums to add to: these, or fresh ones when the newest invoice changed."""
+    if usage is None or usage.invoice_id != invoice_id or usage.since != since:
+        return UsageSums.start(invoice_id, since)
+    return usage
 
 
 def _by_hour(
@@ -162,15 +162,15 @@ def _by_hour(
 
 
 def advance(
-    window: Window | None,
+    usage: UsageSums | None,
     invoice_id: str,
     since: float,
     entries: Iterable[models.UsageEntry],
     team_entries: Mapping[str, Iterable[models.UsageEntry]] | None = None,
-) -> Window:
-    """The window after one poll's answers (org-wide and per team), each asked from the
-    window's :meth:`~Window.org_start` or :meth:`~Window.team_start`."""
-    base = restart_if_needed(window, invoice_id, since)
+) -> UsageSums:
+    """The sums after one poll's answers (org-wide and per team), each asked from
+    :meth:`~UsageSums.org_start` or :meth:`~UsageSums.team_start`."""
+    base = restart_if_needed(usage, invoice_id, since)
     entries = list(entries)
     paas = base.paas_hours.answered(_by_hour(entries, since, "paas_usage", PAAS_FIELDS))
     byoc = base.byoc_hours.answered(_by_hour(entries, since, "byoc_usage", BYOC_FIELDS))
@@ -178,32 +178,4 @@ def advance(
     for team_id, answers in (team_entries or {}).items():
         current = teams.get(team_id) or _fresh(since, PAAS_FIELDS)
         teams[team_id] = current.answered(_by_hour(answers, since, "paas_usage", PAAS_FIELDS))
-    return Window(base.invoice_id, base.since, paas, byoc, teams)
-
-
-def parse_budgets(text: str) -> dict[str, float]:
-    """``team-a=500, team-b=1200, *=300`` -> {"team-a": 500.0, ...}; ValueError naming the entry."""
-    budgets: dict[str, float] = {}
-    for raw in text.split(","):
-        entry = raw.strip()
-        if not entry:
-            continue
-        team, sep, amount_text = entry.partition("=")
-        team, amount_text = team.strip(), amount_text.strip()
-        if not sep or not team:
-            raise ValueError(f"entry {entry!r} is not team=amount")
-        try:
-            amount = float(amount_text)
-        except ValueError:
-            raise ValueError(f"entry {entry!r}: {amount_text!r} is not a number") from None
-        if not amount >= 0 or amount == float("inf"):
-            raise ValueError(f"entry {entry!r}: the amount must be a non-negative number")
-        if team in budgets:
-            raise ValueError(f"team {team!r} is named twice")
-        budgets[team] = amount
-    return budgets
-
-
-def budget_for(budgets: Mapping[str, float], team_id: str) -> float | None:
-    """A team's own budget, else the ``*`` default, else None."""
-    return budgets.get(team_id, budgets.get("*"))
+    return UsageSums(base.invoice_id, base.since, paas, byoc, teams)

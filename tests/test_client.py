@@ -272,8 +272,8 @@ def test_ratelimit_headers_are_recorded() -> None:
     handler, _ = sequence(response)
     _, client = run_client(handler, get_invoice)
     assert client.stats.ratelimit_remaining == 41
-    assert client.stats.window_remaining == 41
-    assert client.stats.window_reset_at == pytest.approx(1100)
+    assert client.stats.ratelimit_window_remaining == 41
+    assert client.stats.ratelimit_reset_at == pytest.approx(1100)
 
 
 def test_a_429_does_not_describe_the_window() -> None:
@@ -290,7 +290,7 @@ def test_a_429_does_not_describe_the_window() -> None:
 
     client, _ = run_client(handler, call)
     assert client.stats.ratelimit_remaining == 0  # exported as it was seen
-    assert client.stats.window_remaining is None  # but it does not hold back the next poll
+    assert client.stats.ratelimit_window_remaining is None  # no hold on the next poll
 
 
 def test_retry_after_http_date() -> None:

@@ -12,12 +12,16 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Literal
 
 import pytest
 
 from exporter import models
-from exporter.exposition import Health, cost_families, own_families, render
-from exporter.snapshot import build, resource_types
+from exporter.bodies import expose
+from exporter.encoding import labels
+from exporter.metrics import Health
+from exporter.settings import View
+from exporter.snapshot import Answers, Snapshot, build, resource_types
 from exporter.unbilled import advance
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -118,15 +122,22 @@ def small_exposition() -> bytes:
     team_hour = models.UsageEntry.model_validate(
         {"timestamp": 1761955200, "paasUsage": {"price": {"total": 150.5, "cpu": 150.5}}}
     )
-    window = advance(None, "inv-1", 1761955200, [hour], {"team-a": [team_hour]})
-    snapshot = build(
+    usage = advance(None, "inv-1", 1761955200, [hour], {"team-a": [team_hour]})
+    answers = Answers(
+        None,
         invoice,
-        team_answers={"team-a": team_a},
-        project_answers={("team-a", "web"): resource_types(web)},
-        window=window,
-        budgets={"team-a": 500, "*": 100.5, "team-gone": 1},
+        teams={"team-a": team_a},
+        projects={("team-a", "web"): resource_types(web)},
+        usage=usage,
     )
-    return render([*cost_families(snapshot), *own_families(HEALTH)]).text.plain
+    snapshot = build(answers, View(budgets={"team-a": 500, "*": 100.5, "team-gone": 1}))
+    return expose(snapshot, HEALTH).text.plain
+
+
+def unfiltered(view: View | None = None) -> Snapshot:
+    """The snapshot of the unfiltered answer alone."""
+    invoice = models.Invoice.model_validate(UNFILTERED)
+    return build(Answers(None, invoice, {}, {}), view or View())
 
 
 def test_golden_text_exposition() -> None:
@@ -158,26 +169,23 @@ def test_line_items_with_one_title_are_added() -> None:
 
 
 def test_amount_unit_major_takes_amounts_as_they_are() -> None:
-    invoice = models.Invoice.model_validate(UNFILTERED)
-    snapshot = build(invoice, team_answers={}, project_answers={}, amount_unit="major")
+    snapshot = unfiltered(View(amount_unit="major"))
     assert snapshot.invoice.total == 31200
     assert snapshot.teams[0].cost.total == 12345
 
 
 def test_teams_setting_restricts_team_families_only() -> None:
-    invoice = models.Invoice.model_validate(UNFILTERED)
-    snapshot = build(invoice, team_answers={}, project_answers={}, teams=["team-b"])
+    snapshot = unfiltered(View(teams=frozenset({"team-b"})))
     assert [team.id for team in snapshot.teams] == ["team-b"]
     assert snapshot.invoice.paas is not None
     assert snapshot.invoice.paas.total == 203.45
 
 
 def test_openmetrics_and_gzip_bodies() -> None:
-    invoice = models.Invoice.model_validate(UNFILTERED)
-    snapshot = build(invoice, team_answers={}, project_answers={})
-    exposition = render([*cost_families(snapshot), *own_families(HEALTH)])
-    assert gzip.decompress(exposition.text.gzipped) == exposition.text.plain
-    assert gzip.decompress(exposition.openmetrics.gzipped) == exposition.openmetrics.plain
+    exposition = expose(unfiltered(), HEALTH)
+    text_gzip = b"".join(exposition.text.gzipped)  # one gzip member, in parts
+    assert gzip.decompress(text_gzip) == exposition.text.plain
+    assert gzip.decompress(b"".join(exposition.openmetrics.gzipped)) == exposition.openmetrics.plain
     om = exposition.openmetrics.plain.decode()
     assert om.endswith("# EOF\n")
     assert "# TYPE northflank_poll_errors counter" in om
@@ -198,7 +206,7 @@ def test_golden_passes_promtool() -> None:
 
 
 def test_exporter_own_metrics_alone_before_the_first_poll() -> None:
-    body = render(own_families(Health(version="9"))).text.plain.decode()
+    body = expose(None, Health(version="9")).text.plain.decode()
     assert "northflank_up 0.0" in body
     assert 'northflank_exporter_build_info{version="9"} 1.0' in body
     assert 'northflank_poll_errors_total{reason="auth"} 0.0' in body
@@ -208,10 +216,8 @@ def test_exporter_own_metrics_alone_before_the_first_poll() -> None:
 
 
 @pytest.mark.parametrize("unit", ["cents", "major"])
-def test_sample_count(unit: str) -> None:
-    invoice = models.Invoice.model_validate(UNFILTERED)
-    snapshot = build(invoice, team_answers={}, project_answers={}, amount_unit=unit)
-    exposition = render(cost_families(snapshot))
+def test_sample_count(unit: Literal["cents", "major"]) -> None:
+    exposition = expose(unfiltered(View(amount_unit=unit)), HEALTH)
     lines = [line for line in exposition.text.plain.decode().splitlines() if line[:1] != "#"]
     assert exposition.samples == len(lines)
 
@@ -222,9 +228,7 @@ def test_openmetrics_body_parses_as_openmetrics() -> None:
     )
     from prometheus_client.parser import text_string_to_metric_families as parse_text
 
-    invoice = models.Invoice.model_validate(UNFILTERED)
-    snapshot = build(invoice, team_answers={}, project_answers={})
-    exposition = render([*cost_families(snapshot), *own_families(HEALTH)])
+    exposition = expose(unfiltered(), HEALTH)
 
     def samples(families: object) -> set[tuple[str, tuple[tuple[str, str], ...], float]]:
         return {
@@ -240,6 +244,5 @@ def test_openmetrics_body_parses_as_openmetrics() -> None:
 
 
 def test_label_values_are_escaped() -> None:
-    from exporter.exposition import labels
 
     assert labels(a='q"b\\n\nx') == 'a="q\\"b\\\\n\\nx"'

@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 from exporter.client import Client
-from exporter.poller import Poller, Published
+from exporter.poller import Outcome, Poller
 from exporter.settings import Settings
 from exporter.simulator import ManualClock, Simulator, generate_organisation
 from tests.harness import Exporter, Scrape, api_env, parse_exposition
@@ -231,8 +231,13 @@ def test_request_budget_holds_over_a_simulated_hour() -> None:
         client = Client(
             "http://api.test", "t", transport=httpx.MockTransport(handler), clock=loop.time
         )
-        published: list[Published] = []
-        poller = Poller(client, settings, published.append, clock=loop.time)
+        published: list[Outcome] = []
+
+        def publish(outcome: Outcome) -> int:
+            published.append(outcome)
+            return 0
+
+        poller = Poller(client, settings, publish, clock=loop.time)
         stop = asyncio.Event()
         loop.call_later(3 * 3600, stop.set)
         await poller.run(stop)

@@ -30,12 +30,14 @@ from prometheus_client.openmetrics.parser import (
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 
 from exporter import models
+from exporter.bodies import Bodies, Published, expose
 from exporter.client import Client, RetryPolicy, _parse
-from exporter.errors import ApiError, InvalidResponseError
-from exporter.exposition import POLL_ERROR_REASONS, Health, cost_families, own_families, render
-from exporter.poller import Poller, Published, read_invoice
-from exporter.settings import Settings
-from exporter.snapshot import build, resource_types
+from exporter.errors import REASONS, ApiError, InvalidResponseError
+from exporter.fetch import Plan, fetch
+from exporter.metrics import Health
+from exporter.poller import Outcome, Poller
+from exporter.settings import Settings, View
+from exporter.snapshot import Answers, Snapshot, build, resource_types
 from exporter.unbilled import advance
 
 BASE_URL = "http://api.test"
@@ -735,13 +737,14 @@ SETTINGS = {
 def poll_once(world: World, depth: str) -> Any:
     async def go() -> Any:
         async with make_client(FakeApi(world)) as client:
-            return await read_invoice(client, SETTINGS[depth])
+            settings = SETTINGS[depth]
+            return build(await fetch(client, Plan.of(settings)), settings.view)
 
     return asyncio.run(go())
 
 
-def exposition_of(result: Any) -> tuple[str, str]:
-    exposition = render([*cost_families(result.snapshot), *own_families(Health(version="x"))])
+def exposition_of(snapshot: Snapshot) -> tuple[str, str]:
+    exposition = expose(snapshot, Health(version="x"))
     return exposition.text.plain.decode(), exposition.openmetrics.plain.decode()
 
 
@@ -798,17 +801,13 @@ def snapshot_text(world: World) -> str:
         team: [models.UsageEntry.model_validate(e) for e in entries]
         for team, entries in world.team_usage.items()
     }
-    window = advance(None, world.id, world.end, usage, team_usage)
-    snapshot = build(
-        by_key[(None, None)],
-        team_answers=team_answers,
-        project_answers=project_answers,
-        window=window,
-    )
+    summed = advance(None, world.id, world.end, usage, team_usage)
+    invoice = by_key[(None, None)]
+    snapshot = build(Answers(None, invoice, team_answers, project_answers, summed), View())
     health = Health(
         version="x", poll_errors={"timeout": 1}, api_requests={("get_invoice", "200"): 2}
     )
-    return render([*cost_families(snapshot), *own_families(health)]).text.plain.decode()
+    return expose(snapshot, health).text.plain.decode()
 
 
 @given(world=worlds(surrogates=False, finite=True))
@@ -891,20 +890,26 @@ def test_poller_never_raises_and_counts_each_failure_once(
             return httpx.Response(item.status, content=item.body, headers=item.headers)
         raise item("injected")
 
-    published: list[Published] = []
+    published: list[tuple[Outcome, Published]] = []
+    bodies = Bodies("x")
     fake = FakeTime()
+
+    def publish(outcome: Outcome) -> int:
+        published.append((outcome, bodies.make(outcome)))
+        return published[-1][1].exposition.samples
 
     async def go() -> list[bool]:
         async with make_client(handler, fake) as client:
-            poller = Poller(client, SETTINGS["resource"], published.append, clock=fake.clock)
+            poller = Poller(client, SETTINGS["resource"], publish, clock=fake.clock)
             return [await poller.poll(), await poller.poll()]
 
     outcomes = asyncio.run(go())
     assert len(published) == 2
-    before = dict.fromkeys(POLL_ERROR_REASONS, 0.0)
-    for ok, out in zip(outcomes, published, strict=True):
-        assert ok is True or ok is False
-        after = poll_errors(out)
+    before = dict.fromkeys(REASONS, 0.0)
+    for ok, (out, served) in zip(outcomes, published, strict=True):
+        assert ok == (out.last_result == "ok")
+        assert served.exposition.text.plain.count(b"\nnorthflank_up 1.0\n") == int(ok)
+        after = poll_errors(served)
         assert after.keys() == before.keys()
         grown = {reason for reason in after if after[reason] != before[reason]}
         if ok:

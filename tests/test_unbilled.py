@@ -7,7 +7,8 @@ import math
 import pytest
 
 from exporter import models
-from exporter.unbilled import HOUR, Sum, advance, budget_for, parse_budgets
+from exporter.settings import View, parse_budgets
+from exporter.unbilled import HOUR, Sum, advance
 
 SINCE = 1_761_955_200.0  # an invoice's period end, on the hour
 
@@ -177,6 +178,6 @@ def test_bad_budgets(text: str, message: str) -> None:
 
 def test_budget_default_applies_to_the_rest() -> None:
     budgets = {"team-a": 500.0, "*": 300.0}
-    assert budget_for(budgets, "team-a") == 500
-    assert budget_for(budgets, "team-z") == 300
-    assert budget_for({"team-a": 1.0}, "team-z") is None
+    assert View(budgets=budgets).budget_for("team-a") == 500
+    assert View(budgets=budgets).budget_for("team-z") == 300
+    assert View(budgets={"team-a": 1.0}).budget_for("team-z") is None

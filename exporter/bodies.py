@@ -1,0 +1,76 @@
+"""What the server hands out, made when the poller publishes, never on a request.
+
+:class:`Bodies` turns each :class:`~exporter.poller.Outcome` into a :class:`Published`:
+the cost families encoded once per new snapshot (and kept as bytes, not as a
+snapshot, until the next), the exporter's own metrics rendered by prometheus_client,
+and the page at ``/``. The server swaps its one reference to the newest
+:class:`Published` whole, so a scrape never sees half a poll.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from exporter.encoding import Encoded, Exposition, encode, exposition
+from exporter.metrics import Health, OwnMetrics, cost_families
+from exporter.page import PageView, Summary, render_page, summarise
+from exporter.poller import Outcome
+from exporter.snapshot import Snapshot
+
+
+@dataclass(frozen=True)
+class Published:
+    """What the server hands out until the next one replaces it."""
+
+    exposition: Exposition
+    ready: bool  # figures are served
+    page: bytes  # the HTML page at /
+
+
+class Bodies:
+    """Makes each :class:`Published`; :attr:`current` is the newest."""
+
+    def __init__(self, version: str) -> None:
+        self._version = version
+        self._cost: Encoded = encode(())
+        self._summary: Summary | None = None
+        self._own = OwnMetrics(Health(version))
+        self.current = self._make(Health(version), None)
+
+    def make(self, outcome: Outcome) -> Published:
+        """What to serve after ``outcome``."""
+        if outcome.snapshot is not None:
+            self._cost = encode(cost_families(outcome.snapshot))
+            self._summary = summarise(outcome.snapshot)
+        elif not outcome.serving:  # before the first good poll, or stale: no figures
+            self._cost, self._summary = encode(()), None
+        self.current = self._make(outcome.health, outcome)
+        return self.current
+
+    def _make(self, health: Health, outcome: Outcome | None) -> Published:
+        self._own.health = health
+        text, openmetrics, samples = self._own.bodies()
+        view = PageView(version=self._version, ratelimit_remaining=health.ratelimit_remaining)
+        if outcome is not None:
+            view = PageView(
+                version=self._version,
+                summary=self._summary if outcome.serving else None,
+                result=outcome.last_result,
+                last_poll=outcome.last_poll,
+                last_success=health.last_success,
+                requests=outcome.requests,
+                ratelimit_remaining=health.ratelimit_remaining,
+                staleness_seconds=outcome.staleness_seconds,
+            )
+        return Published(
+            exposition=exposition(self._cost, text, openmetrics, samples),
+            ready=outcome is not None and outcome.serving,
+            page=render_page(view),
+        )
+
+
+def expose(snapshot: Snapshot | None, health: Health) -> Exposition:
+    """The exposition of one snapshot and the exporter's health, in one go (for
+    ``--once``-like uses, tests and benchmarks; :class:`Bodies` keeps the cost part)."""
+    cost = encode(cost_families(snapshot) if snapshot is not None else ())
+    return exposition(cost, *OwnMetrics(health).bodies())
