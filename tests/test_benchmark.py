@@ -16,8 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.run import ideal_poll_seconds, minimum_requests, parse_wrk
+from benchmarks.polls import ideal_poll_seconds, minimum_requests
+from benchmarks.wrk import parse_wrk
 
+pytestmark = pytest.mark.benchmark
 ROOT = Path(__file__).resolve().parent.parent
 ROWS = (
     "poll_wall",

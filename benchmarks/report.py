@@ -1,0 +1,304 @@
+"""The figures of a run, the table's rows made from them, and how it was made.
+
+Each row is data (:class:`Row`), made from :class:`Results` by one small function in
+:data:`ROW_MAKERS`; :func:`table` renders them all as one Markdown table. Adding a row
+is a figure in :class:`Results` and a function here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.metadata
+import os
+import platform
+import subprocess
+from collections.abc import Callable
+from dataclasses import astuple, dataclass
+from pathlib import Path
+
+from benchmarks.config import RESOURCE_TYPES, Config, require
+from benchmarks.polls import PollFigures
+from benchmarks.procs import CLK_TCK, Cpus
+from benchmarks.scrape import CpuFigures, ScrapeFigures
+from benchmarks.wrk import paired_ratio, ratio
+
+
+@dataclass(frozen=True)
+class Results:
+    config: Config
+    poll: PollFigures
+    pinned: PollFigures
+    cpu: CpuFigures
+    scrape: ScrapeFigures
+
+
+@dataclass(frozen=True)
+class Row:
+    key: str
+    measure: str
+    exporter: str
+    reference: str
+    ratio: str
+    target: str
+    result: str  # "met", "MISSED" or "info"
+
+
+def verdict(ok: bool) -> str:
+    return "met" if ok else "MISSED"
+
+
+def looked_up_and_pinned(results: Results) -> tuple[tuple[str, str, PollFigures], ...]:
+    """(key suffix, measure suffix, figures): the newest invoice looked up, then pinned."""
+    return (("", "", results.poll), ("_pinned", ", invoice pinned", results.pinned))
+
+
+def poll_rows(results: Results) -> list[Row]:
+    cfg = results.config
+    shape = cfg.poll_org.shape()
+    setting = f"{cfg.poll_org.latency * 1000:.0f} ms latency, concurrency {cfg.concurrency}"
+    out = []
+    for key, label, poll in looked_up_and_pinned(results):
+        wall = ratio(poll.wall, poll.ideal)
+        out.append(
+            Row(
+                f"poll_wall{key}",
+                f"poll wall time, {shape}, {setting}{label} (s)",
+                f"{poll.wall:.3f}",
+                f"{poll.ideal:.3f} ideal",
+                f"{wall:.2f}x",
+                "<= 1.2x",
+                verdict(wall <= 1.2),
+            )
+        )
+    for key, label, poll in looked_up_and_pinned(results):
+        most = max(poll.requests)
+        out.append(
+            Row(
+                f"poll_requests{key}",
+                f"requests per poll{label}",
+                f"{most}",
+                f"{poll.minimum} minimum",
+                f"{ratio(most, poll.minimum):.2f}x",
+                "= minimum",
+                verdict(poll.requests_met),
+            )
+        )
+    return out
+
+
+def scrape_rows(results: Results) -> list[Row]:
+    series = f"{results.cpu.series:,} series"
+    out = []
+    for encoding, least in (("gzip", 0.5), ("identity", 0.8)):
+        ours, nginx = results.scrape.of("exporter", encoding), results.scrape.of("nginx", encoding)
+        paired = paired_ratio(ours, nginx)
+        out.append(
+            Row(
+                f"scrape_{encoding}",
+                f"/metrics throughput, {encoding}, {series} (req/s)",
+                f"{ours.rate:,.0f}",
+                f"{nginx.rate:,.0f} nginx",
+                f"{paired:.2f}x",
+                f">= {least}x",
+                verdict(paired >= least),
+            )
+        )
+    for encoding in ("gzip", "identity"):
+        ours, nginx = results.scrape.of("exporter", encoding), results.scrape.of("nginx", encoding)
+        gzip = encoding == "gzip"
+        out.append(
+            Row(
+                f"scrape_p99_{encoding}",
+                f"/metrics p99 latency, {encoding} (ms)",
+                f"{ours.p99:.2f}",
+                f"{nginx.p99:.2f} nginx",
+                f"{ratio(ours.p99, nginx.p99):.2f}x",
+                "< 10 ms" if gzip else "-",
+                verdict(ours.p99 < 10) if gzip else "info",
+            )
+        )
+    return out
+
+
+def reference_rows(results: Results) -> list[Row]:
+    out = []
+    for encoding in ("gzip", "identity"):
+        ours = results.scrape.of("exporter", encoding)
+        theirs = results.scrape.of("prometheus_client", encoding)
+        times, gzip = ratio(ours.rate, theirs.rate), encoding == "gzip"
+        out.append(
+            Row(
+                f"reference_{encoding}",
+                f"throughput against per-scrape prometheus_client, {encoding} (req/s)",
+                f"{ours.rate:,.0f}",
+                f"{theirs.rate:,.2f} prometheus_client",
+                f"{times:,.0f}x",
+                ">= 1000x" if gzip else "-",
+                verdict(times >= 1000) if gzip else "info",
+            )
+        )
+    return out
+
+
+def cpu_rows(results: Results) -> list[Row]:
+    cpu, split = results.cpu, results.cpu.split
+    series = f"{cpu.series:,} series"
+    return [
+        Row(
+            "cpu_per_poll",
+            f"exporter CPU per poll, {series} (s)",
+            f"{cpu.cpu:.2f}",
+            "-",
+            "-",
+            "<= 1 s",
+            verdict(cpu.cpu <= 1.0),
+        ),
+        Row(
+            "cpu_read",
+            "  of which requests, parsing, snapshot (in-process, s)",
+            f"{split.read_cpu_seconds:.2f}",
+            "-",
+            "-",
+            "-",
+            "info",
+        ),
+        Row(
+            "cpu_render",
+            "  of which families and render (in-process, s)",
+            f"{split.render_cpu_seconds:.2f}",
+            f"{split.prometheus_client_render_cpu_seconds:.2f} prometheus_client, one scrape",
+            "-",
+            "-",
+            "info",
+        ),
+    ]
+
+
+def exposition_rows(results: Results) -> list[Row]:
+    series = f"{results.cpu.series:,} series"
+    valid = results.scrape.promtool_valid
+    return [
+        Row(
+            "peak_rss",
+            f"exporter peak RSS, {series} (MB)",
+            f"{results.cpu.rss:.1f}",
+            "-",
+            "-",
+            "<= 100 MB",
+            verdict(results.cpu.rss <= 100),
+        ),
+        Row(
+            "promtool",
+            f"promtool check metrics, {series} (exit 0, no lint)",
+            "valid" if valid else "INVALID",
+            "-",
+            "-",
+            "valid",
+            verdict(valid),
+        ),
+    ]
+
+
+ROW_MAKERS: tuple[Callable[[Results], list[Row]], ...] = (
+    poll_rows,
+    scrape_rows,
+    reference_rows,
+    cpu_rows,
+    exposition_rows,
+)
+
+
+def rows(results: Results) -> list[Row]:
+    return [row for make in ROW_MAKERS for row in make(results)]
+
+
+def table(table_rows: list[Row]) -> str:
+    head = ["key", "measure", "exporter", "reference", "ratio", "target", "result"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(astuple(row)) + " |" for row in table_rows]
+    return "\n".join(lines)
+
+
+def machine() -> str:
+    model = "unknown CPU"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return (
+        f"{model}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}, "
+        f"Python {platform.python_version()}"
+    )
+
+
+def packages() -> str:
+    found = []
+    for name in ("httpx", "httpcore", "sniffio", "pydantic", "pydantic-core", "prometheus-client"):
+        try:
+            found.append(f"{name} {importlib.metadata.version(name)}")
+        except importlib.metadata.PackageNotFoundError:
+            found.append(f"{name} missing")
+    tools = []
+    for tool, flag in (("wrk", "-v"), ("nginx", "-v")):
+        result = subprocess.run(  # noqa: S603 - our own arguments
+            [require(tool), flag], capture_output=True, text=True, check=False, timeout=10
+        )
+        said = (result.stdout + result.stderr).split()
+        tools.append(f"{tool} " + next((w.rsplit("/", 1)[-1] for w in said if "/" in w), "?"))
+    return ", ".join(found + tools)
+
+
+def _seconds(figures: list[float], digits: int) -> str:
+    return ", ".join(f"{figure:.{digits}f}" for figure in figures)
+
+
+def details(results: Results, cpus: Cpus) -> list[str]:
+    cfg, cpu, scrape = results.config, results.cpu, results.scrape
+    poll, big = cfg.poll_org, cfg.big_org
+    out = [
+        f"- pinning: {cpus.describe()}",
+        f"- polls: simulator {poll.shape()}, --latency {poll.latency}; exporter "
+        f"NORTHFLANK_MAX_CONCURRENCY={cfg.concurrency}, NORTHFLANK_UNBILLED=false; median of "
+        f"{cfg.polls} polls after one warm-up: {_seconds(results.poll.durations, 3)} s "
+        f"(pinned: {_seconds(results.pinned.durations, 3)} s)",
+        f"- scrapes: simulator {big.shape()} x {big.resources} resources per type "
+        f"({RESOURCE_TYPES} types), {cpu.requests} requests a poll; {cpu.series:,} series, "
+        f"{scrape.plain_bytes:,} bytes, {scrape.gzip_bytes:,} gzipped; nginx serves the same "
+        f"bytes: {'yes' if scrape.nginx_same_bytes else 'NO'}; prometheus_client server: "
+        f"{scrape.same_as_reference_note}",
+        f"- wrk -t1 -c{cfg.wrk_connections} -d{max(1, round(cfg.wrk_seconds))}s --latency, "
+        f"{cfg.wrk_rounds} interleaved rounds (median; ratios: median of the rounds' "
+        f"ratios), text format; "
+        f"prometheus_client: one {max(1, round(cfg.reference_seconds))} s run each",
+    ]
+    out += [f"  - {name}: {series.summary()}" for name, series in scrape.runs.items()]
+    out.append(
+        f"- CPU per poll (exporter process, {len(cpu.per_poll)} polls after one): "
+        f"{_seconds(cpu.per_poll, 2)} s; poll wall time {cpu.wall:.3f} s; peak RSS "
+        f"{cpu.rss_polls:.1f} MB after {len(cpu.per_poll) + 1} polls, "
+        f"{cpu.rss_scraped:.1f} MB for the scraped one"
+    )
+    if scrape.promtool_said:
+        out.append(f"- promtool said: {scrape.promtool_said}")
+    return out
+
+
+class OtherWork:
+    """User CPU time spent by processes other than this one and its children."""
+
+    def __init__(self) -> None:
+        self._start = self._all() - self._ours()
+
+    @staticmethod
+    def _all() -> float:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+        return (int(fields[1]) + int(fields[2])) / CLK_TCK  # user + nice, every CPU
+
+    @staticmethod
+    def _ours() -> float:
+        times = os.times()
+        return times.user + times.children_user
+
+    def seconds(self) -> float:
+        return max(0.0, self._all() - self._ours() - self._start)
