@@ -66,6 +66,11 @@ invoice costs, per dimension and full hour, ``round(monthly cents * factor / 720
 the factor (0.5 .. 1.5) hashed from (team, resource ID, hour); a team's hour is the sum
 of its resources (the team variant has only ``paasUsage``), the organisation's
 ``paasUsage`` the sum of its teams, its ``byocUsage`` the invoice's BYOC figures / 720.
+Past usage (``Simulator(usage_history=True)``, ``--usage-history``): the hours from the
+oldest invoice's ``period.end`` on, each priced as above from the invoice whose period
+holds it (the hours between invoice N's end and invoice N+1's end from invoice N+1's
+resources), so that a span's hours add up to about that invoice's PaaS and BYOC figures;
+without it, hours before the newest invoice's end are not served (the window restarts).
 :class:`ManualClock` moves time by hand, :meth:`Organisation.close_period` finalizes a
 new invoice (the window restarts at its end) and :meth:`Organisation.render_usage` is
 what the endpoints answer, unpaged (pass ``running_hour=False`` to match a simulator
@@ -160,13 +165,16 @@ from exporter.simulator.views import (
     InvoiceFilter,
     Organisation,
     auth_view,
+    history_entries,
     invoice_header,
     invoice_summary,
     invoice_view,
     price_json,
+    pricing_invoice,
     running_fraction,
     team_json,
     usage_entries,
+    usage_first_hour,
     usage_hours,
     usage_view,
 )
@@ -206,6 +214,7 @@ __all__ = [
     "auth_view",
     "cursor_window",
     "generate_organisation",
+    "history_entries",
     "invoice_header",
     "invoice_summary",
     "invoice_view",
@@ -214,9 +223,11 @@ __all__ = [
     "page_number_window",
     "paginate",
     "price_json",
+    "pricing_invoice",
     "running_fraction",
     "team_json",
     "usage_entries",
+    "usage_first_hour",
     "usage_hours",
     "usage_since",
     "usage_view",

@@ -22,7 +22,6 @@ from exporter.simulator.paging import (
     paginate,
     scope_of,
 )
-from exporter.simulator.usage import usage_since
 from exporter.simulator.views import (
     BILLING_READ,
     ApiError,
@@ -30,9 +29,10 @@ from exporter.simulator.views import (
     InvoiceFilter,
     Organisation,
     auth_view,
+    history_entries,
     invoice_view,
     team_json,
-    usage_entries,
+    usage_first_hour,
     usage_hours,
 )
 
@@ -51,6 +51,7 @@ class ApiMode:
     max_page_size: int = MAX_PAGE_SIZE
     running_hour: bool = True
     legacy_billing: bool = False
+    usage_history: bool = False  # usage hours before the newest invoice too
 
 
 class Api:
@@ -135,12 +136,10 @@ class Api:
         start, end = _timestamp(query, "startTime"), _timestamp(query, "endTime")
         scope = scope_of(path, query)
         offset, size = cursor_window(query, self.mode.page_size, scope, self.mode.max_page_size)
-        invoice = self.org.newest_invoice()
-        hours = usage_hours(
-            usage_since(invoice), self.now, start, end, running_hour=self.mode.running_hour
-        )
+        first = usage_first_hour(self.org, history=self.mode.usage_history)
+        hours = usage_hours(first, self.now, start, end, running_hour=self.mode.running_hour)
         pagination = paginate(hours, offset, size, scope)  # only this page's hours are summed
-        usage = usage_entries(hours, self.org.usage_rates(invoice), team_id, self.now)
+        usage = history_entries(self.org, hours, team_id, self.now)
         return {"usage": usage}, pagination
 
     def _billing(self) -> None:

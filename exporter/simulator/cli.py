@@ -36,6 +36,11 @@ def main(argv: list[str] | None = None) -> int:
         "--no-running-hour", action="store_true", help="usage: whole ended hours only"
     )
     parser.add_argument(
+        "--usage-history",
+        action="store_true",
+        help="usage: also the hours before the newest invoice (for backfill)",
+    )
+    parser.add_argument(
         "--token-expires-in-days", type=float, default=None, help="default: never expires"
     )
     parser.add_argument(
@@ -62,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         rate_window_seconds=args.rate_window_seconds,
         running_hour=not args.no_running_hour,
         legacy_billing=args.legacy_billing,
+        usage_history=args.usage_history,
         token_expires_at=None if expires is None else time.time() + expires * 86400,
     )
     sim.faults.latency = args.latency

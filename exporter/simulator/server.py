@@ -160,6 +160,9 @@ class Simulator:
     everywhere; any other token 401. ``token_entity`` (``("org" | "team", id)``) and
     ``token_expires_at`` (Unix seconds, None: never) are what ``GET /v1/auth`` says.
     ``legacy_billing`` serves the older billing API (see the package docstring).
+    ``usage_history`` serves usage hours before the newest invoice too (from the oldest
+    invoice's end, each hour priced from the invoice whose period holds it; see
+    :func:`~.views.usage_view`), what ``northflank-exporter backfill`` reads.
     """
 
     def __init__(
@@ -181,6 +184,7 @@ class Simulator:
         no_billing_tokens: Iterable[str] = (),
         token_entity: tuple[str, str] = DEFAULT_ENTITY,
         token_expires_at: float | None = None,
+        usage_history: bool = False,
     ) -> None:
         if page_size < 1:
             raise ValueError("page_size must be at least 1")
@@ -192,6 +196,7 @@ class Simulator:
         self.token_expires_at = token_expires_at
         self.running_hour = running_hour
         self.legacy_billing = legacy_billing
+        self.usage_history = usage_history
         self.host = host
         self.port = port
         self.page_size = page_size
@@ -343,7 +348,11 @@ class Simulator:
             caller = self._authorize(authorization, now)
             handler, params = route(path)
             mode = ApiMode(
-                self.page_size, self.max_page_size, self.running_hour, self.legacy_billing
+                self.page_size,
+                self.max_page_size,
+                self.running_hour,
+                self.legacy_billing,
+                self.usage_history,
             )
             api = Api(self.org, mode, caller, now)
             with self.org.lock:

@@ -251,6 +251,50 @@ def _partial(price: Mapping[str, float], fraction: float) -> Price:
     return {dim: round(cents * fraction * 1024) / 1024 for dim, cents in price.items()}
 
 
+def usage_first_hour(org: OrganisationData, *, history: bool = False) -> int:
+    """The first usage hour served: :func:`usage_since` of the newest invoice, or with
+    ``history`` of the oldest one (hours before the newest invoice are history)."""
+    invoices = org.invoices
+    pick = min if history else max
+    return usage_since(pick(invoices, key=lambda invoice: invoice.period_end))
+
+
+def pricing_invoice(org: OrganisationData, hour: int) -> Invoice:
+    """The invoice whose figures price the usage hour starting at ``hour``: the oldest
+    invoice whose usage hours (:func:`usage_since`) start after ``hour``, i.e. the one
+    whose period holds the hour; the newest for the hours after every invoice."""
+    ordered = sorted(org.invoices, key=lambda invoice: invoice.period_end)
+    for invoice in ordered:
+        if usage_since(invoice) > hour:
+            return invoice
+    return ordered[-1]
+
+
+def history_entries(
+    org: OrganisationData, hours: Iterable[int], team_id: str | None, now: float | None = None
+) -> list[Json]:
+    """:func:`usage_entries` of ``hours`` (newest first), each hour priced from
+    :func:`pricing_invoice` (every hour after the newest invoice from the newest one, as
+    without history): runs of hours priced by the same invoice are rendered together."""
+    ordered = sorted(org.invoices, key=lambda invoice: invoice.period_end)
+    starts = [usage_since(invoice) for invoice in ordered]
+    entries: list[Json] = []
+    run: list[int] = []
+    run_invoice: Invoice | None = None
+    for hour in hours:
+        index = next((i for i, start in enumerate(starts) if start > hour), len(ordered) - 1)
+        invoice = ordered[index]
+        if invoice is not run_invoice and run:
+            assert run_invoice is not None
+            entries += usage_entries(run, org.usage_rates(run_invoice), team_id, now)
+            run = []
+        run_invoice = invoice
+        run.append(hour)
+    if run and run_invoice is not None:
+        entries += usage_entries(run, org.usage_rates(run_invoice), team_id, now)
+    return entries
+
+
 def usage_view(
     org: OrganisationData,
     *,
@@ -259,14 +303,16 @@ def usage_view(
     end: float | None = None,
     team_id: str | None = None,
     running_hour: bool = True,
+    history: bool = False,
 ) -> list[Json]:
     """The whole (unpaged) ``data.usage`` at time ``now``: see :func:`usage_hours` and
-    :func:`usage_entries`."""
+    :func:`usage_entries`; with ``history`` from the oldest invoice's end (see
+    :func:`history_entries`)."""
     if team_id is not None and all(team.id != team_id for team in org.teams):
         raise ApiError(404, f"Team {team_id} not found")
-    invoice = org.newest_invoice()
-    hours = usage_hours(usage_since(invoice), now, start, end, running_hour=running_hour)
-    return usage_entries(hours, org.usage_rates(invoice), team_id, now)
+    first = usage_first_hour(org, history=history)
+    hours = usage_hours(first, now, start, end, running_hour=running_hour)
+    return history_entries(org, hours, team_id, now)
 
 
 def team_json(team: Team) -> Json:
@@ -356,6 +402,7 @@ class Organisation(OrganisationData):
         end: float | None = None,
         team_id: str | None = None,
         running_hour: bool = True,
+        history: bool = False,
     ) -> list[Json]:
         """``data.usage`` of ``GET .../billing/usage`` at time ``now``, unpaged, newest
         first: the hours from the newest invoice's (see :func:`~.usage.usage_since`) and
@@ -363,8 +410,15 @@ class Organisation(OrganisationData):
         and with ``running_hour`` (as ``Simulator(running_hour=True)``, the default) the
         hour still running, partly filled. With ``team_id``, the team variant (its PaaS
         usage only). Raises :class:`ApiError` (404) for a team the organisation does not
-        have."""
+        have. With ``history`` (as ``Simulator(usage_history=True)``), the hours from the
+        oldest invoice's end instead, each priced from the invoice whose period holds it."""
         with self.lock:
             return usage_view(
-                self, now=now, start=start, end=end, team_id=team_id, running_hour=running_hour
+                self,
+                now=now,
+                start=start,
+                end=end,
+                team_id=team_id,
+                running_hour=running_hour,
+                history=history,
             )
