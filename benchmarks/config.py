@@ -66,6 +66,8 @@ class Config:
     wrk_rounds: int
     wrk_connections: int
     reference_seconds: float  # wrk against the per-scrape prometheus_client server
+    # requests a poll, first and steady
+    cost_orgs: tuple[Organisation, ...] = ()
 
 
 FULL = Config(
@@ -80,6 +82,11 @@ FULL = Config(
     wrk_rounds=3,
     wrk_connections=4,
     reference_seconds=10.0,
+    cost_orgs=(
+        Organisation(teams=10, projects=50),
+        Organisation(teams=10, projects=50, resources=4),
+        Organisation(teams=30, projects=50),
+    ),
 )
 QUICK = Config(
     name="quick",
@@ -93,4 +100,5 @@ QUICK = Config(
     wrk_rounds=1,
     wrk_connections=4,
     reference_seconds=1.0,
+    cost_orgs=(Organisation(teams=3, projects=8),),
 )

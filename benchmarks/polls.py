@@ -9,8 +9,10 @@ included. A row such as "requests per poll, first and steady, 10 x 50" is then::
     first, steady = run.lines[0].requests, run.lines[-1].requests
 
 :func:`measure_polls` is the table's ``poll_*`` rows: wall time against the ideal
-critical path and requests against the reference page's minimum, with the newest
-invoice looked up and then pinned (``NORTHFLANK_INVOICE_ID``).
+critical path and requests against the contract's minimum, with the newest invoice
+looked up and then pinned (``NORTHFLANK_INVOICE_ID``); after the warm-up poll a team
+is read by resource type when that takes fewer requests. :func:`measure_costs` is the
+``cost_*`` rows: requests a poll, first and steady, for larger organisations.
 """
 
 from __future__ import annotations
@@ -19,22 +21,30 @@ import math
 import statistics
 from dataclasses import dataclass
 
-from benchmarks.config import BenchmarkError, Config, Organisation
+from benchmarks.config import RESOURCE_TYPES, BenchmarkError, Config, Organisation
 from benchmarks.procs import Cpus, Processes
 from benchmarks.servers import Exporter, PollLine, Simulator, start_simulator
+from exporter.paging import PER_PAGE
+
+
+def calls_per_team(org: Organisation, *, first: bool = False) -> int:
+    """A team's calls at depth ``resource``: its ``teamId`` call, then one per project on
+    the first poll, later the fewer of that and one per type (and page of 100 resources)."""
+    type_calls = RESOURCE_TYPES * max(1, math.ceil(org.projects * org.resources / PER_PAGE))
+    return 1 + (org.projects if first else min(org.projects, type_calls))
 
 
 def ideal_poll_seconds(
-    teams: int, projects: int, latency: float, concurrency: int, *, pinned: bool
+    org: Organisation, concurrency: int, *, pinned: bool, first: bool = False
 ) -> float:
-    """Critical path: list (unless pinned), invoice, then team + project calls packed."""
-    rounds = math.ceil((teams + projects) / concurrency)
-    return latency * ((1 if pinned else 2) + rounds)
+    """Critical path: list (unless pinned), invoice, then the teams' calls packed."""
+    rounds = math.ceil(org.teams * calls_per_team(org, first=first) / concurrency)
+    return org.latency * ((1 if pinned else 2) + rounds)
 
 
-def minimum_requests(teams: int, projects: int, *, pinned: bool) -> int:
-    """The reference page's minimum: list (unless pinned), invoice, each team and project."""
-    return (1 if pinned else 2) + teams + projects
+def minimum_requests(org: Organisation, *, pinned: bool, first: bool = False) -> int:
+    """The contract's minimum: list (unless pinned), invoice, then each team's calls."""
+    return (1 if pinned else 2) + org.teams * calls_per_team(org, first=first)
 
 
 @dataclass(frozen=True)
@@ -102,11 +112,9 @@ class PollFigures:
         return cls(
             durations=durations,
             wall=statistics.median(durations),
-            ideal=ideal_poll_seconds(
-                org.teams, org.all_projects, org.latency, concurrency, pinned=pinned
-            ),
+            ideal=ideal_poll_seconds(org, concurrency, pinned=pinned),
             requests=[line.requests for line in lines],
-            minimum=minimum_requests(org.teams, org.all_projects, pinned=pinned),
+            minimum=minimum_requests(org, pinned=pinned),
             invoice_id=invoice_id,
         )
 
@@ -131,3 +139,44 @@ def measure_polls(procs: Processes, cpus: Cpus, cfg: Config) -> tuple[PollFigure
     pinned = PollFigures.of(run.lines[1:], org, cfg.concurrency, invoice_id)
     procs.stop(sim.process)
     return looked_up, pinned
+
+
+BUDGET = 900  # NORTHFLANK_REQUEST_BUDGET_PER_HOUR's default
+
+
+@dataclass(frozen=True)
+class CostFigures:
+    """Requests a poll spends at depth ``resource`` (unbilled off), first and steady."""
+
+    org: Organisation
+    first: int
+    steady: int
+    first_minimum: int
+    steady_minimum: int
+
+    @property
+    def polls_an_hour(self) -> float:
+        """What the default budget allows."""
+        return BUDGET / self.steady
+
+    @property
+    def polls_an_hour_before(self) -> float:
+        """... when every poll read by project (before type calls)."""
+        return BUDGET / self.first_minimum
+
+
+def measure_costs(procs: Processes, cpus: Cpus, cfg: Config) -> list[CostFigures]:
+    """Three polls of each of ``cfg.cost_orgs``: the first, and the steady third."""
+    out = []
+    for org in cfg.cost_orgs:
+        run = poll_organisation(procs, cpus, org, 3, concurrency=cfg.concurrency)
+        out.append(
+            CostFigures(
+                org,
+                run.lines[0].requests,
+                run.lines[-1].requests,
+                minimum_requests(org, pinned=False, first=True),
+                minimum_requests(org, pinned=False),
+            )
+        )
+    return out

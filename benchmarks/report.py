@@ -17,7 +17,7 @@ from dataclasses import astuple, dataclass
 from pathlib import Path
 
 from benchmarks.config import RESOURCE_TYPES, Config, require
-from benchmarks.polls import PollFigures
+from benchmarks.polls import BUDGET, CostFigures, PollFigures
 from benchmarks.procs import CLK_TCK, Cpus
 from benchmarks.scrape import CpuFigures, ScrapeFigures
 from benchmarks.wrk import paired_ratio, ratio
@@ -30,6 +30,7 @@ class Results:
     pinned: PollFigures
     cpu: CpuFigures
     scrape: ScrapeFigures
+    costs: list[CostFigures]
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,49 @@ def poll_rows(results: Results) -> list[Row]:
                 verdict(poll.requests_met),
             )
         )
+    return out
+
+
+def cost_rows(results: Results) -> list[Row]:
+    """Requests a poll at depth resource, first and steady, and the polls an hour the
+    default budget allows; the 10 x 50 organisation's steady poll has a target."""
+    out = []
+    for cost in results.costs:
+        org = cost.org
+        name = f"{org.teams}x{org.projects}" + (f"x{org.resources}" if org.resources > 1 else "")
+        shape = org.shape() + (
+            f" x {org.resources} resources per type" if org.resources > 1 else ""
+        )
+        target = org.teams == 10 and org.projects == 50 and org.resources == 1
+        out += [
+            Row(
+                f"cost_first_{name}",
+                f"requests, first poll, {shape}",
+                f"{cost.first:,}",
+                f"{cost.first_minimum:,} minimum",
+                f"{ratio(cost.first, cost.first_minimum):.2f}x",
+                "= minimum",
+                verdict(cost.first == cost.first_minimum),
+            ),
+            Row(
+                f"cost_steady_{name}",
+                f"requests, later polls, {shape}",
+                f"{cost.steady:,}",
+                f"{cost.steady_minimum:,} minimum",
+                f"{ratio(cost.steady, cost.steady_minimum):.2f}x",
+                "<= 90" if target else "= minimum",
+                verdict(cost.steady <= 90 if target else cost.steady == cost.steady_minimum),
+            ),
+            Row(
+                f"cost_polls_{name}",
+                f"polls an hour within {BUDGET} requests, {shape}",
+                f"{cost.polls_an_hour:.1f}",
+                f"{cost.polls_an_hour_before:.1f} by project only",
+                f"{ratio(cost.polls_an_hour, cost.polls_an_hour_before):.1f}x",
+                "-",
+                "info",
+            ),
+        ]
     return out
 
 
@@ -201,6 +245,7 @@ def exposition_rows(results: Results) -> list[Row]:
 
 ROW_MAKERS: tuple[Callable[[Results], list[Row]], ...] = (
     poll_rows,
+    cost_rows,
     scrape_rows,
     reference_rows,
     cpu_rows,

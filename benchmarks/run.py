@@ -56,7 +56,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from benchmarks.config import FULL, QUICK, TOOLS, BenchmarkError, require
-from benchmarks.polls import measure_polls
+from benchmarks.polls import measure_costs, measure_polls
 from benchmarks.procs import Cpus, Processes
 from benchmarks.report import OtherWork, Results, details, machine, packages, rows, table
 from benchmarks.scrape import measure_big
@@ -94,13 +94,15 @@ def main(argv: list[str] | None = None) -> int:
         with workspace() as workdir:
             poll, pinned = measure_polls(procs, cpus, cfg)
             procs.stop_all()
+            costs = measure_costs(procs, cpus, cfg)
+            procs.stop_all()
             cpu, scrape = measure_big(procs, cpus, cfg, workdir)
     except (BenchmarkError, OSError, subprocess.SubprocessError) as exc:
         print(f"benchmark: {exc}", file=sys.stderr)
         return 1
     finally:
         procs.stop_all()
-    results = Results(cfg, poll, pinned, cpu, scrape)
+    results = Results(cfg, poll, pinned, cpu, scrape, costs)
     table_rows = rows(results)
     print()
     print(f"- command: `{command}`")

@@ -16,7 +16,9 @@ import math
 import random
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TypeVar
 from urllib.parse import quote
@@ -114,6 +116,27 @@ def segment(value: str) -> str:
 # --------------------------------------------------------------------------- the client
 
 Sleep = Callable[[float], Awaitable[None]]
+
+
+@dataclass
+class Spent:
+    """Requests sent (pages and retries included) within one :func:`counting` block."""
+
+    requests: int = 0
+
+
+_spent: ContextVar[Spent | None] = ContextVar("northflank_spent", default=None)
+
+
+@contextmanager
+def counting() -> Iterator[Spent]:
+    """Count the requests this task (and the tasks it starts) sends inside the block."""
+    spent = Spent()
+    token = _spent.set(spent)
+    try:
+        yield spent
+    finally:
+        _spent.reset(token)
 
 
 class Client:
@@ -244,10 +267,10 @@ class Client:
                 async with self._slots:
                     response = await self._http.get(path, params=query)
             except httpx.TimeoutException:
-                self.stats.requests[(endpoint, "error")] += 1
+                self._count(endpoint, "error")
                 error: ApiError = ApiTimeoutError(endpoint, "no answer within the request timeout")
             except httpx.TransportError as exc:
-                self.stats.requests[(endpoint, "error")] += 1
+                self._count(endpoint, "error")
                 error = ApiConnectionError(endpoint, f"{type(exc).__name__}: {exc}")
             else:
                 self._record(endpoint, response)
@@ -281,9 +304,16 @@ class Client:
         last = self._last_reset_at
         return reset_at is not None and last is not None and abs(reset_at - last) <= 2.0
 
+    def _count(self, endpoint: str, code: str) -> None:
+        """One request sent: in the stats, and in the calling task's :func:`counting`."""
+        self.stats.requests[(endpoint, code)] += 1
+        spent = _spent.get()
+        if spent is not None:
+            spent.requests += 1
+
     def _record(self, endpoint: str, response: httpx.Response) -> None:
         now = self._clock()
-        self.stats.requests[(endpoint, str(response.status_code))] += 1
+        self._count(endpoint, str(response.status_code))
         remaining = _float_header(response, "x-ratelimit-remaining")
         reset = _float_header(response, "x-ratelimit-reset")
         reset_at = None if reset is None else now + reset

@@ -28,7 +28,7 @@ from exporter.errors import (
     InvalidResponseError,
     first_api_error,
 )
-from exporter.fetch import Plan, fetch
+from exporter.fetch import Plan, TeamShape, fetch, learn
 from exporter.metrics import Health
 from exporter.settings import Settings
 from exporter.snapshot import Snapshot, build
@@ -70,6 +70,7 @@ class Poller:
         self._wall_clock = wall_clock
         self._serving = False  # the API's figures are served (a good poll, not yet stale)
         self._usage: UsageSums | None = None
+        self._shapes: dict[str, TeamShape] = {}  # each team's resource figures, last good poll
         self._warned_budgets: frozenset[str] = frozenset()
         self._errors: Counter[str] = Counter()
         self._up = False
@@ -93,7 +94,8 @@ class Poller:
         error: ApiError | None = None
         try:
             async with asyncio.timeout(POLL_DEADLINE_SECONDS):
-                answers = await fetch(self._client, Plan.of(self._settings, self._usage))
+                plan = Plan.of(self._settings, self._usage, self._shapes)
+                answers = await fetch(self._client, plan)
             snapshot = build(answers, self._settings.view)
         except TimeoutError:
             error = ApiTimeoutError("poll", f"gave up after {POLL_DEADLINE_SECONDS:.0f} s")
@@ -108,12 +110,15 @@ class Poller:
         if error is None:
             self._serving, self._up, self._last_success = True, True, self._last_poll
             self._usage = answers.usage
+            self._shapes = learn(answers)
             self._warn_unknown_budgets(frozenset(team.id for team in answers.invoice.teams))
             self._poll_cost = spent
             self._last_result = "ok"
             self._schedule_expiry()
             series = self._send(snapshot)
             fields = {"invoice": snapshot.invoice.id, **self._fields(spent, series)}
+            if self._settings.depth == "resource":  # what each way of reading resources cost
+                fields.update(answers.spent)
             log.info("poll succeeded", extra={"fields": fields})
         else:
             self._up = False

@@ -11,6 +11,7 @@ resources.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -142,6 +143,7 @@ class Answers:
     teams: Mapping[str, models.Team]  # each team's ``teamId`` answer, where one was needed
     projects: Mapping[tuple[str, str], ResourceTypes]  # (team, project): its resource types
     usage: UsageSums | None = None  # usage summed through this poll; None: unbilled off
+    spent: Mapping[str, int] = dataclasses.field(default_factory=dict)  # requests by way read
 
 
 def build(answers: Answers, view: View) -> Snapshot:
@@ -216,8 +218,13 @@ def _project(
     answers: Mapping[tuple[str, str], ResourceTypes],
     units: MajorUnits,
 ) -> ProjectCost:
-    types = answers.get((team_id, project.id), ())
+    # By name: the same order whether a project was read by project or by resource type.
+    types = tuple(sorted(answers.get((team_id, project.id), ()), key=_type_name))
     return ProjectCost(project.id, project.name or "", _paas(project.price, units), types)
+
+
+def _type_name(kind: ResourceTypeCost) -> str:
+    return kind.resource_type
 
 
 def _paas(price: models.PaasPrice | None, units: MajorUnits) -> Cost:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.config import Organisation
 from benchmarks.polls import ideal_poll_seconds, minimum_requests
 from benchmarks.wrk import parse_wrk
 
@@ -26,6 +27,9 @@ ROWS = (
     "poll_wall_pinned",
     "poll_requests",
     "poll_requests_pinned",
+    "cost_first_3x8",
+    "cost_steady_3x8",
+    "cost_polls_3x8",
     "scrape_gzip",
     "scrape_identity",
     "scrape_p99_gzip",
@@ -102,14 +106,26 @@ def test_quick_benchmark_says_how_and_where(quick_run: str) -> None:
     assert rows["poll_requests"][1] == "18"
     assert rows["poll_requests"][2] == "18 minimum"
     assert rows["poll_requests_pinned"][1] == "17"
+    # 3 teams x 8 projects: by project first (2 + 3 + 24), then by type (2 + 3 x (1 + 7))
+    assert rows["cost_first_3x8"][1:3] == ["29", "29 minimum"]
+    assert rows["cost_steady_3x8"][1:3] == ["26", "26 minimum"]
 
 
 def test_ideal_and_minimum_follow_the_issue() -> None:
     # 20 teams x 10 projects: list, invoice, then 220 calls packed 8 at a time (28 rounds)
-    assert ideal_poll_seconds(20, 200, 0.05, 8, pinned=False) == pytest.approx(1.5)
-    assert ideal_poll_seconds(20, 200, 0.05, 8, pinned=True) == pytest.approx(1.45)
-    assert minimum_requests(20, 200, pinned=False) == 222
-    assert minimum_requests(20, 200, pinned=True) == 221
+    org = Organisation(teams=20, projects=10, latency=0.05)  # 7 resource types
+    # first poll: by project, 20 + 200 calls after list and invoice, 8 at a time: 28 rounds
+    assert ideal_poll_seconds(org, 8, pinned=False, first=True) == pytest.approx(1.5)
+    assert minimum_requests(org, pinned=False, first=True) == 222
+    # later: by type (7 < 10), 20 x (1 + 7) = 160 calls: 20 rounds
+    assert ideal_poll_seconds(org, 8, pinned=False) == pytest.approx(1.1)
+    assert ideal_poll_seconds(org, 8, pinned=True) == pytest.approx(1.05)
+    assert minimum_requests(org, pinned=False) == 162
+    assert minimum_requests(org, pinned=True) == 161
+    # a type answer of 200 resources takes 2 pages: 10 x (1 + 14) + 2
+    assert minimum_requests(Organisation(10, 50, resources=4), pinned=False) == 152
+    assert minimum_requests(Organisation(10, 50), pinned=False) == 82
+    assert minimum_requests(Organisation(30, 50), pinned=False, first=True) == 1532
 
 
 def test_wrk_output_is_read() -> None:
