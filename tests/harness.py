@@ -24,6 +24,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from exporter.simulator import RequestRecord, Simulator
 
 Labels = frozenset[tuple[str, str]]
+TOKEN = "sim-secret-token-4711"  # the token of the `sim` fixture (tests/conftest.py)
+MakeSim = Callable[..., Simulator]  # the `make_sim` fixture: make_sim(org=None, **options)
 
 
 def free_port() -> int:

@@ -18,6 +18,7 @@ from exporter.errors import PERMISSION_HINT
 from exporter.simulator import ManualClock, Organisation, Simulator, generate_organisation
 from tests.harness import Exporter, Scrape, api_env, parse_exposition, wait_for
 
+pytestmark = pytest.mark.e2e
 TOKEN = "api-e2e-token"
 HOUR = 3600
 

@@ -32,6 +32,7 @@ from tests.helmchart import (
 
 # Every setting of the contract. NORTHFLANK_API_TOKEN is the one the chart never sets:
 # the token is mounted from a Secret and given as NORTHFLANK_API_TOKEN_FILE.
+pytestmark = pytest.mark.tools  # helm, kubernetes-validate (scripts/install-tools)
 CONTRACT_SETTINGS = {
     "NORTHFLANK_API_TOKEN",
     "NORTHFLANK_API_TOKEN_FILE",

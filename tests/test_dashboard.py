@@ -76,6 +76,7 @@ def substitute(expr: str) -> str:
 # --------------------------------------------------------------------------- the model
 
 
+@pytest.mark.tools  # the Grafana Foundation SDK in .tools/venv
 def test_dashboard_loads_as_a_grafana_dashboard_model() -> None:
     """Grafana's own dashboard model (grafana-foundation-sdk) decodes the JSON and gives
     back the same panels, queries and variables."""
@@ -276,6 +277,8 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusS
             yield prom
 
 
+@pytest.mark.e2e
+@pytest.mark.tools
 def test_every_dashboard_query_returns_data(prometheus: PrometheusServer) -> None:
     dashboard = load_dashboard()
     empty, failed = [], []
@@ -294,6 +297,8 @@ def test_every_dashboard_query_returns_data(prometheus: PrometheusServer) -> Non
     assert not empty, "queries that returned no data:\n" + "\n".join(empty)
 
 
+@pytest.mark.e2e
+@pytest.mark.tools
 def test_every_variable_query_returns_values(prometheus: PrometheusServer) -> None:
     dashboard = load_dashboard()
     for var in dashboard["templating"]["list"]:
@@ -328,6 +333,8 @@ def test_token_expiry_panel_says_no_expiry_without_data() -> None:
     assert panel["gridPos"]["y"] > row["gridPos"]["y"]
 
 
+@pytest.mark.e2e
+@pytest.mark.tools
 def test_projection_panel_matches_a_hand_computation(prometheus: PrometheusServer) -> None:
     """The 'projected' stat: spend since the invoice x period length / elapsed."""
     dashboard = load_dashboard()

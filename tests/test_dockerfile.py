@@ -29,6 +29,7 @@ import pytest
 from exporter.settings import Settings
 from tests.helmchart import REPO, run, tool
 
+pytestmark = pytest.mark.tools  # hadolint; a venv installed as the image installs it
 DOCKERFILE = REPO / "Dockerfile"
 DOCKERIGNORE = REPO / ".dockerignore"
 

@@ -11,15 +11,16 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
-from exporter.simulator import ManualClock, Simulator, generate_organisation
+from exporter.simulator import Simulator, generate_organisation
 from tests.harness import (
+    TOKEN,
     Exporter,
+    MakeSim,
     Scrape,
     api_env,
     billing_requests,
@@ -28,27 +29,26 @@ from tests.harness import (
     wait_for,
 )
 
-TOKEN = "sim-secret-token-4711"
 PAAS = {"cpu": "cpu", "memory": "memory", "storage": "storage", "gpu": "gpu"}
 BYOC = {"vcpu": "vcpu", "memory": "memory", "gpuMemory": "gpu_memory", "cluster": "cluster"}
+pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture
-def sim() -> Iterator[Simulator]:
-    """The demo organisation, its clock 5.5 hours past the newest invoice: 5 whole hours."""
-    org = generate_organisation()
-    clock = ManualClock(org.newest_invoice().period_end + 5.5 * 3600)
-    with Simulator(org, token=TOKEN, clock=clock) as simulator:
-        yield simulator
+def sim_hours() -> float:
+    """``sim`` (tests/conftest.py): the demo organisation, 5.5 hours past the newest
+    invoice: 5 whole hours."""
+    return 5.5
 
 
 def exporter_env(sim: Simulator, **overrides: str) -> dict[str, str]:
     return api_env(sim.url, TOKEN, **overrides)
 
 
-def run_once(sim: Simulator, **overrides: str) -> subprocess.CompletedProcess[str]:
+def run_once(sim: Simulator, status: int = 0, **overrides: str) -> subprocess.CompletedProcess[str]:
+    """``--once`` against ``sim``; fails unless it exits ``status``."""
     env = {"PATH": "/usr/bin:/bin", **exporter_env(sim, **overrides)}
-    return subprocess.run(
+    result = subprocess.run(
         [sys.executable, "-m", "exporter", "--once"],
         env=env,
         capture_output=True,
@@ -56,6 +56,8 @@ def run_once(sim: Simulator, **overrides: str) -> subprocess.CompletedProcess[st
         timeout=60,
         check=False,
     )
+    assert result.returncode == status, result.stderr
+    return result
 
 
 # --------------------------------------------------------------------------- expected values
@@ -440,8 +442,7 @@ def test_once_prints_only_the_exposition(sim: Simulator) -> None:
 
 def test_once_fails_with_exit_1_when_the_poll_fails(sim: Simulator) -> None:
     sim.token = "something-else"
-    result = run_once(sim)
-    assert result.returncode == 1
+    result = run_once(sim, status=1)
     assert result.stdout == ""
     assert "result=auth" in result.stderr
     assert TOKEN not in result.stderr
@@ -532,25 +533,34 @@ def test_wait_for_helper_times_out() -> None:
 # --------------------------------------------------------------------------- budget and limits
 
 
-def test_interval_is_stretched_to_the_request_budget(sim: Simulator) -> None:
+# The schedule, the stretch and the rate-limit wait are tested in virtual time in
+# tests/test_poller.py; these two check what the process adds: its settings from the
+# environment, its log line, and the real simulator's headers read over HTTP.
+
+
+def test_the_stretched_interval_is_logged(sim: Simulator) -> None:
     # 18 requests a poll within 3600 an hour: one poll every 18 s, not every second.
     env = exporter_env(sim, request_budget_per_hour="3600", unbilled="false")
     with Exporter(env=env) as exporter:
         exporter.wait_ready()
-        wait_for(lambda: "polling every 18 s instead of every 1 s" in exporter.logs(), 5)
-        time.sleep(3)
-        assert len(billing_requests(sim)) == 18
-        logs = exporter.logs()
-    assert logs.count("polling every") == 1  # said once, not at every poll
+        line = wait_for(
+            lambda: [
+                line
+                for line in exporter.logs().splitlines()
+                if "polling every 18 s instead of every 1 s" in line
+            ],
+            5,
+        )
+    assert "interval_seconds=18.0" in line[0]
 
 
-def test_polls_wait_for_the_apis_window_when_it_is_nearly_spent() -> None:
-    sim = Simulator(generate_organisation(), token=TOKEN, rate_limit=20)
-    with sim, Exporter(env=exporter_env(sim, unbilled="false")) as exporter:
+def test_polls_wait_for_the_apis_window_when_it_is_nearly_spent(make_sim: MakeSim) -> None:
+    sim = make_sim(rate_limit=20)
+    with Exporter(env=exporter_env(sim, unbilled="false")) as exporter:
         exporter.wait_ready()
         wait_for(lambda: "for the API's rate-limit window" in exporter.logs(), 5)
-        time.sleep(2)
         # 18 for the poll, 1 for the token check: 1 left of 20, the next poll waits
+        # (for the window's hour: nothing more is sent while this test looks)
         assert len(billing_requests(sim)) == 18
         assert sim.count(path_prefix="/v1/auth") == 1
         assert exporter.value("northflank_api_ratelimit_remaining") == 1
@@ -578,8 +588,7 @@ def test_ipv6_listen_address(sim: Simulator) -> None:
         stderr=subprocess.DEVNULL,
     )
     try:
-        ready = wait_for(lambda: httpx.get(f"http://[::1]:{port}/-/ready").status_code == 200)
-        assert ready
+        wait_for(lambda: httpx.get(f"http://[::1]:{port}/-/ready").status_code == 200)
         assert "northflank_team_cost" in httpx.get(f"http://[::1]:{port}/metrics").text
     finally:
         process.send_signal(signal.SIGTERM)

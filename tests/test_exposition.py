@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import gzip
 import os
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Literal
@@ -192,9 +191,8 @@ def test_openmetrics_and_gzip_bodies() -> None:
     assert 'northflank_poll_errors_total{reason="timeout"} 2.0' in om
 
 
-def test_golden_passes_promtool() -> None:
-    promtool = shutil.which("promtool")
-    assert promtool, "promtool is missing: run scripts/test, which installs Debian's prometheus"
+@pytest.mark.tools
+def test_golden_passes_promtool(promtool: str) -> None:
     result = subprocess.run(
         [promtool, "check", "metrics"],
         input=small_exposition(),

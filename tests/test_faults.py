@@ -9,15 +9,16 @@ clears the next poll succeeds. The outcomes are listed in docs/reliability.md.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
-from exporter.simulator import Simulator, generate_organisation
-from tests.harness import Exporter, Scrape, api_env, free_port
+from exporter.simulator import Organisation, Simulator, generate_organisation
+from tests.harness import TOKEN, Exporter, Scrape, api_env, free_port
 
-TOKEN = "fault-matrix-token-0042"
+pytestmark = pytest.mark.e2e
 
 
 @dataclass(frozen=True)
@@ -96,16 +97,17 @@ FAULTS: dict[str, Fault] = {
 
 
 @pytest.fixture
-def sim() -> Iterator[Simulator]:
-    simulator = Simulator(
-        generate_organisation(teams=2, projects_per_team=2),
-        token=TOKEN,
-        port=free_port(),
-        rate_window_seconds=1,
-        running_hour=False,  # the figures must not move between polls unless a test moves them
-    )
-    with simulator:
-        yield simulator
+def sim_org() -> Organisation:
+    return generate_organisation(teams=2, projects_per_team=2)
+
+
+@pytest.fixture
+def sim_options() -> dict[str, Any]:
+    return {
+        "port": free_port(),  # a fixed port: connection-refused restarts the simulator on it
+        "rate_window_seconds": 1,
+        "running_hour": False,  # the figures must not move between polls unless a test does
+    }
 
 
 def env(sim: Simulator) -> dict[str, str]:

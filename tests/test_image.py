@@ -45,6 +45,7 @@ from tests.helmchart import REPO, one, render
 
 pytestmark = [
     pytest.mark.image,
+    pytest.mark.e2e,
     pytest.mark.skipif(
         not (os.environ.get("CI") or os.environ.get("NORTHFLANK_TEST_IMAGE") == "1"),
         reason="image tests run in CI or with NORTHFLANK_TEST_IMAGE=1 (root, buildah)",

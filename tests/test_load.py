@@ -1,44 +1,37 @@
-"""Load and consistency: scrapes while polls swap snapshots; the request budget over an hour.
+"""Load and consistency: scrapes while polls swap snapshots, a SIGTERM amid them.
 
 Bounded in count and time, loopback only. No timing is asserted: the figures for speed
-are the benchmark's (benchmarks/), this file checks correctness under load.
+are the benchmark's (benchmarks/), this file checks correctness under load. The request
+budget over simulated hours is tests/test_poller.py's, in virtual time.
 """
 
 from __future__ import annotations
 
-import asyncio
 import gzip
 import math
-import selectors
 import signal
 import socket
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
-from exporter.client import Client
-from exporter.poller import Outcome, Poller
-from exporter.settings import Settings
-from exporter.simulator import ManualClock, Simulator, generate_organisation
-from tests.harness import Exporter, Scrape, api_env, parse_exposition
+from exporter.simulator import Simulator
+from tests.harness import TOKEN, Exporter, Scrape, api_env, parse_exposition
 
-TOKEN = "load-test-token"
 SCRAPERS = 12
 SLOW_READERS = 4
 DURATION = 6.0  # seconds of load
+pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture
-def sim() -> Iterator[Simulator]:
-    org = generate_organisation(teams=4, projects_per_team=3)
-    clock = ManualClock(org.newest_invoice().period_end + 3.5 * 3600)
-    with Simulator(org, token=TOKEN, clock=clock) as simulator:
-        yield simulator
+def sim_hours() -> float:
+    """``sim`` (tests/conftest.py): the demo organisation, 3.5 hours past its invoice."""
+    return 3.5
 
 
 def bump_generation_on_each_poll(sim: Simulator) -> list[int]:
@@ -174,86 +167,3 @@ def test_sigterm_during_scrapes_and_a_poll_exits_0_within_2_s(sim: Simulator) ->
             thread.join(30)
     assert code == 0
     assert took < 2.0
-
-
-# --------------------------------------------------------------------------- a simulated hour
-
-
-class VirtualTimeLoop(asyncio.SelectorEventLoop):
-    """An event loop whose clock jumps ahead whenever nothing is ready: hours in seconds."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        loop = self
-
-        class Selector(selectors.DefaultSelector):
-            def select(self, timeout: float | None = None) -> Any:
-                events = super().select(0)
-                if not events and timeout:
-                    loop.now += timeout
-                return events
-
-        super().__init__(Selector())
-
-    def time(self) -> float:
-        return self.now
-
-
-def test_request_budget_holds_over_a_simulated_hour() -> None:
-    org = generate_organisation()  # 18 requests a poll at depth resource, unbilled off
-    inv = org.newest_invoice().id
-    sent: list[float] = []
-    token_checks: list[float] = []
-    loop = VirtualTimeLoop()
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        if request.url.path == "/v1/auth":
-            token_checks.append(loop.time())
-            return httpx.Response(200, json={"data": {"entityType": "org", "entityId": "o"}})
-        sent.append(loop.time())
-        query = dict(request.url.params)
-        if request.url.path == "/v1/billing/invoices":
-            return httpx.Response(200, json={"data": {"invoices": org.render_invoice_summaries()}})
-        data = org.render_invoice(
-            inv, team_id=query.get("teamId"), project_id=query.get("projectId")
-        )
-        return httpx.Response(200, json={"data": data})
-
-    budget = 100
-    settings = Settings(
-        api_token="t",
-        poll_interval_seconds=60,
-        request_budget_per_hour=budget,
-        unbilled=False,
-    )
-
-    async def run() -> None:
-        client = Client(
-            "http://api.test", "t", transport=httpx.MockTransport(handler), clock=loop.time
-        )
-        published: list[Outcome] = []
-
-        def publish(outcome: Outcome) -> int:
-            published.append(outcome)
-            return 0
-
-        poller = Poller(client, settings, publish, clock=loop.time)
-        stop = asyncio.Event()
-        loop.call_later(3 * 3600, stop.set)
-        await poller.run(stop)
-        await client.aclose()
-
-    try:
-        loop.run_until_complete(run())
-    finally:
-        loop.close()
-    assert loop.time() >= 3 * 3600
-    per_poll = 18
-    assert len(sent) % per_poll == 0
-    # In every hour-long window, at most the budget plus the first poll's overshoot.
-    every = sorted(sent + token_checks)
-    worst = max(sum(1 for t in every if start <= t < start + 3600) for start in every)
-    assert worst <= budget + per_poll
-    assert len(token_checks) == 1  # after the first poll; the next one is a day later
-    # ... and the interval was stretched from 60 s, not left alone
-    assert len(sent) // per_poll <= 3 * (budget // per_poll + 1)

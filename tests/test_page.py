@@ -13,7 +13,7 @@ from exporter.client import Client
 from exporter.page import NAME_CHARS, TOP_PROJECTS, PageView, _when, render_page, summarise
 from exporter.poller import Outcome, Poller
 from exporter.settings import Settings
-from exporter.simulator import Simulator, generate_organisation
+from exporter.simulator import generate_organisation
 from exporter.snapshot import (
     Cost,
     InvoiceFigures,
@@ -23,6 +23,7 @@ from exporter.snapshot import (
     TeamCost,
     UnbilledFigures,
 )
+from tests.virtual import FakeApi, VirtualTimeLoop
 
 NOW = 1_764_547_200.0  # 2025-12-01 00:00 UTC
 LIMIT = 200 * 1024
@@ -196,25 +197,31 @@ def test_a_team_without_a_total_and_depth_team() -> None:
     assert "No project figures" in text
 
 
-async def poll_simulator(org_args: tuple[int, int, int], **settings: object) -> list[Published]:
-    sim = Simulator(generate_organisation(*org_args), token="t").start()
-    try:
-        config = Settings(api_url=sim.url, api_token="t", **settings)  # type: ignore[arg-type]
-        published: list[Published] = []
-        bodies = Bodies("test")
+def poll_simulator(
+    org_args: tuple[int, int, int], started: float = NOW, **settings: object
+) -> list[Published]:
+    """One poll of the simulated organisation, in process and virtual time (starting at
+    Unix time ``started``); with ``max_staleness_seconds``, then wait past the bound."""
+    loop = VirtualTimeLoop()
+    api = FakeApi(generate_organisation(*org_args), loop, start=started, rate_limit=1000)
+    config = Settings(api_token=api.token, **settings)  # type: ignore[arg-type]
+    published: list[Published] = []
+    bodies = Bodies("test")
 
-        def publish(outcome: Outcome) -> int:
-            published.append(bodies.make(outcome))
-            return published[-1].exposition.samples
+    def publish(outcome: Outcome) -> int:
+        published.append(bodies.make(outcome))
+        return published[-1].exposition.samples
 
-        async with Client(sim.url, "t") as client:
-            poller = Poller(client, config, publish)
+    async def main() -> None:
+        transport = api.transport()
+        async with Client("http://api.test", api.token, transport=transport) as client:
+            poller = Poller(client, config, publish, clock=loop.time, wall_clock=api.wall_clock)
             assert await poller.poll()
             if config.max_staleness_seconds:
-                await asyncio.sleep(config.max_staleness_seconds + 0.3)
-        return published
-    finally:
-        sim.stop()
+                await asyncio.sleep(config.max_staleness_seconds + 1)
+
+    loop.run(main())
+    return published
 
 
 @pytest.mark.parametrize(
@@ -223,7 +230,7 @@ async def poll_simulator(org_args: tuple[int, int, int], **settings: object) -> 
     ids=["demo", "benchmark"],
 )
 def test_page_size_for_the_demo_and_the_benchmark(org: tuple[int, int, int], limit: int) -> None:
-    published = asyncio.run(poll_simulator(org, budgets={"*": 300.0}))
+    published = poll_simulator(org, budgets={"*": 300.0})
     body = published[-1].page
     print(f"page for {org}: {len(body)} bytes")
     assert len(body) < limit
@@ -236,7 +243,7 @@ def test_page_size_for_the_demo_and_the_benchmark(org: tuple[int, int, int], lim
 
 def test_the_poller_drops_the_page_figures_when_stale() -> None:
     started = time.time()
-    published = asyncio.run(poll_simulator((2, 1, 1), max_staleness_seconds=0.5))
+    published = poll_simulator((2, 1, 1), started, max_staleness_seconds=600)
     fresh, stale = published[-2].page.decode(), published[-1].page.decode()
     assert "Platform Café" in fresh
     assert "USD" in fresh

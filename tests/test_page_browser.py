@@ -23,7 +23,7 @@ from exporter.page import money
 from exporter.simulator import ManualClock, Simulator, generate_organisation
 from tests.harness import Exporter, api_env
 
-pytestmark = pytest.mark.tools
+pytestmark = [pytest.mark.tools, pytest.mark.e2e]
 TOKEN = "browser-test-token"
 DOCS_PNG = Path(__file__).parent.parent / "docs" / "landing-page.png"
 

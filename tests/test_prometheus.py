@@ -6,22 +6,20 @@ goes through Prometheus' HTTP API, as a dashboard or an alert rule would see it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from exporter.simulator import Simulator, generate_organisation
-from tests.harness import Exporter, api_env, free_port, wait_for
+from exporter.simulator import Organisation, Simulator, generate_organisation
+from tests.harness import TOKEN, Exporter, api_env, free_port, wait_for
 from tests.promserver import PrometheusServer, static_job
 
-TOKEN = "prom-e2e-token"
+pytestmark = [pytest.mark.e2e, pytest.mark.tools]
 
 
 @pytest.fixture
-def sim() -> Iterator[Simulator]:
-    with Simulator(generate_organisation(teams=3, projects_per_team=2), token=TOKEN) as simulator:
-        yield simulator
+def sim_org() -> Organisation:
+    return generate_organisation(teams=3, projects_per_team=2)
 
 
 def exporter_env(sim: Simulator) -> dict[str, str]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-import shutil
 import subprocess
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -22,6 +21,7 @@ from urllib.parse import unquote
 
 import httpx
 import pydantic
+import pytest
 from hypothesis import HealthCheck, assume, event, example, given, settings
 from hypothesis import strategies as st
 from prometheus_client.openmetrics.parser import (
@@ -810,11 +810,10 @@ def snapshot_text(world: World) -> str:
     return expose(snapshot, health).text.plain.decode()
 
 
+@pytest.mark.tools
 @given(world=worlds(surrogates=False, finite=True))
 @settings(max_examples=10, **FAST)
-def test_promtool_accepts_nasty_names(world: World) -> None:
-    promtool = shutil.which("promtool")
-    assert promtool, "promtool is missing: run scripts/test, which installs Debian's prometheus"
+def test_promtool_accepts_nasty_names(promtool: str, world: World) -> None:
     try:
         text = snapshot_text(world)
     except pydantic.ValidationError:

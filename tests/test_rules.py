@@ -18,6 +18,7 @@ import yaml
 from tests.helmchart import CHART, render, rule_groups, run, template
 from tests.promserver import require_binary
 
+pytestmark = pytest.mark.tools  # helm, promtool
 RULE_TESTS = Path(__file__).resolve().parent / "rules"
 # The values the unit tests in tests/rules/ are written for (release "northflank-exporter"
 # in namespace "monitoring": job="northflank-exporter", namespace="monitoring").

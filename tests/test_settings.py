@@ -14,6 +14,7 @@ TOKEN_ENV = {"NORTHFLANK_API_TOKEN": "tok-123"}
 
 
 def run_cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """The exporter's command line as a process: its tests are marked e2e."""
     return subprocess.run(
         [sys.executable, "-m", "exporter", *args],
         env={"PATH": "/usr/bin:/bin", **env},
@@ -140,6 +141,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
         "unbilled-not-boolean",
     ],
 )
+@pytest.mark.e2e
 def test_bad_setting_exits_2_with_one_line(
     args: list[str], env: dict[str, str], message: str
 ) -> None:
@@ -149,6 +151,7 @@ def test_bad_setting_exits_2_with_one_line(
     assert result.stdout == ""
 
 
+@pytest.mark.e2e
 def test_empty_token_file(tmp_path: Path) -> None:
     path = tmp_path / "token"
     path.write_text("\n")
@@ -238,6 +241,7 @@ def test_trailing_slash_is_dropped_from_url(clean_env: pytest.MonkeyPatch) -> No
     assert load(["--api-url", "http://127.0.0.1:8000/"]).api_url == "http://127.0.0.1:8000"
 
 
+@pytest.mark.e2e
 def test_help_lists_every_setting_with_its_variable() -> None:
     result = run_cli(["--help"], {})
     assert result.returncode == 0
@@ -251,6 +255,7 @@ def test_help_lists_every_setting_with_its_variable() -> None:
         assert name in result.stdout
 
 
+@pytest.mark.e2e
 def test_version() -> None:
     result = run_cli(["--version"], {})
     assert result.returncode == 0

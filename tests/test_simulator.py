@@ -22,6 +22,7 @@ import pytest
 
 from exporter.simulator import (
     BYOC_DIMENSIONS,
+    DEFAULT_TOKEN,
     PAAS_DIMENSIONS,
     RESOURCE_TYPES,
     ApiError,
@@ -32,14 +33,19 @@ from exporter.simulator import (
     price_json,
 )
 
+pytestmark = pytest.mark.e2e  # every test talks HTTP to a simulator
 AUTH = {"Authorization": "Bearer sim-token"}
 NOW = datetime(2026, 11, 17, 12, 30, tzinfo=UTC).timestamp()
 
 
 @pytest.fixture
-def sim() -> Iterator[Simulator]:
-    with Simulator(generate_organisation(now=NOW)) as simulator:
-        yield simulator
+def sim_org() -> Organisation:
+    return generate_organisation(now=NOW)
+
+
+@pytest.fixture
+def sim_options() -> dict[str, Any]:
+    return {"token": DEFAULT_TOKEN}  # what AUTH sends
 
 
 @pytest.fixture

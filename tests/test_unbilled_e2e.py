@@ -5,28 +5,24 @@ The simulator's clock is a ManualClock, so the test decides which hours have end
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
-from exporter.simulator import ManualClock, Simulator, generate_organisation
-from tests.harness import Exporter, Scrape, api_env, wait_for
+from exporter.simulator import ManualClock, Organisation, Simulator, generate_organisation
+from tests.harness import TOKEN, Exporter, Scrape, api_env, wait_for
 
-TOKEN = "unbilled-token"
 HOUR = 3600
+pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock(0)
+def sim_org() -> Organisation:
+    return generate_organisation(teams=3, projects_per_team=2)
 
 
 @pytest.fixture
-def sim(clock: ManualClock) -> Iterator[Simulator]:
-    org = generate_organisation(teams=3, projects_per_team=2)
-    clock.now = org.newest_invoice().period_end + 2.5 * HOUR  # two whole hours so far
-    with Simulator(org, token=TOKEN, clock=clock) as simulator:
-        yield simulator
+def sim_hours() -> float:
+    """``sim`` runs on the ``clock`` fixture, two whole hours after the newest invoice."""
+    return 2.5
 
 
 def env(sim: Simulator, **extra: str) -> dict[str, str]:

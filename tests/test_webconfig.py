@@ -6,18 +6,16 @@ import base64
 import ssl
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import bcrypt
 import httpx
 import pytest
 
-from exporter.simulator import Simulator, generate_organisation
+from exporter.simulator import Organisation, Simulator, generate_organisation
 from exporter.webconfig import WebConfigError, load
-from tests.harness import Exporter, api_env, wait_for
+from tests.harness import TOKEN, Exporter, api_env, wait_for
 
-TOKEN = "sim-token-for-web"
 PASSWORD = "s3cret pass"
 
 
@@ -101,9 +99,8 @@ def client_context(pki: Path, *, with_cert: bool = False) -> ssl.SSLContext:
 
 
 @pytest.fixture
-def sim() -> Iterator[Simulator]:
-    with Simulator(generate_organisation(teams=2), token=TOKEN) as simulator:
-        yield simulator
+def sim_org() -> Organisation:
+    return generate_organisation(teams=2)
 
 
 def env_for(sim: Simulator, config: Path) -> dict[str, str]:
@@ -145,6 +142,7 @@ def test_client_auth_needs_a_ca(tmp_path: Path, pki: Path) -> None:
         load(path)
 
 
+@pytest.mark.e2e
 def test_a_bad_file_stops_the_exporter_with_exit_2(tmp_path: Path) -> None:
     path = tmp_path / "web.yml"
     path.write_text("basic_auth_users:\n  alice: nope\n")
@@ -157,6 +155,7 @@ def test_a_bad_file_stops_the_exporter_with_exit_2(tmp_path: Path) -> None:
         },
         capture_output=True,
         text=True,
+        timeout=30,
         check=False,
     )
     assert result.returncode == 2
@@ -181,15 +180,24 @@ def test_bcrypt_variants(tmp_path: Path, prefix: str) -> None:
     assert not config.authorized("Basic " + base64.b64encode(b"no-colon").decode())
 
 
-def test_paths_are_relative_to_the_file(pki: Path) -> None:
+def test_paths_are_relative_to_the_file(
+    pki: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    text = "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n"
+    monkeypatch.chdir(tmp_path)  # not where the certificates are
     path = pki / "web.yml"
-    path.write_text("tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n")
-    assert load(path).tls is not None
+    path.write_text(text)
+    assert isinstance(load(path).tls, ssl.SSLContext)
+    elsewhere = tmp_path / "web.yml"  # the same file beside no certificates
+    elsewhere.write_text(text)
+    with pytest.raises(WebConfigError, match=r"server\.crt"):
+        load(elsewhere)
 
 
 # --------------------------------------------------------------------------- over the wire
 
 
+@pytest.mark.e2e
 def test_tls_and_basic_auth(sim: Simulator, pki: Path, tmp_path: Path) -> None:
     config = tmp_path / "web.yml"
     config.write_text(
@@ -221,6 +229,7 @@ def test_tls_and_basic_auth(sim: Simulator, pki: Path, tmp_path: Path) -> None:
     assert healthy.status_code == 200
 
 
+@pytest.mark.e2e
 def test_client_certificates(sim: Simulator, pki: Path, tmp_path: Path) -> None:
     config = tmp_path / "web.yml"
     config.write_text(

@@ -1,0 +1,270 @@
+"""The poller's schedule, budget stretch, staleness bound, rate-limit wait and token check,
+in virtual time: the real Poller and Client in process, the simulator's endpoints behind
+``httpx.MockTransport``, an event loop whose clock jumps (tests/virtual.py). Every time
+asserted is exact; hours of polling take well under a second.
+
+Each answer takes ``LATENCY`` virtual seconds, so a poll of the demo organisation at depth
+resource (list, invoice, 4 team calls, 12 project calls eight at a time: 18 requests)
+takes 2.5 s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+
+from exporter.client import Client
+from exporter.poller import TOKEN_CHECK_SECONDS, TOKEN_RETRY_SECONDS, Outcome, Poller
+from exporter.settings import Settings
+from exporter.simulator import Organisation, generate_organisation
+from tests.virtual import FakeApi, Fault, Sent, VirtualTimeLoop
+
+LATENCY = 0.5
+POLL_SECONDS = 5 * LATENCY  # list, invoice, team calls, project calls in two rounds
+PER_POLL = 18
+LIST = "/v1/billing/invoices"
+
+
+@dataclass
+class Run:
+    api: FakeApi
+    published: list[tuple[float, Outcome]]  # (loop time, outcome)
+
+    def poll_starts(self) -> list[float]:
+        """Each poll's first request: the invoice list."""
+        return self.api.times(LIST)
+
+    def polls(self) -> list[tuple[float, Outcome]]:
+        """The outcomes published at the end of a poll (not expiries or token checks)."""
+        return [(t, o) for t, o in self.published if o.last_poll == self.api.start + t]
+
+
+def run_poller(
+    seconds: float,
+    org: Organisation | None = None,
+    *,
+    fault: Fault | None = None,
+    rate_limit: int | None = None,
+    rate_window: float = 3600.0,
+    **settings: Any,
+) -> Run:
+    """Run ``Poller.run`` for ``seconds`` of virtual time against the fake API."""
+    loop = VirtualTimeLoop()
+    api = FakeApi(
+        org or generate_organisation(),
+        loop,
+        latency=LATENCY,
+        fault=fault,
+        rate_limit=rate_limit,
+        rate_window=rate_window,
+    )
+    config = Settings(
+        api_token=api.token,
+        **{"request_budget_per_hour": 1_000_000, "unbilled": False, **settings},
+    )
+    published: list[tuple[float, Outcome]] = []
+
+    def publish(outcome: Outcome) -> int:
+        published.append((loop.time(), outcome))
+        return 0
+
+    async def main() -> None:
+        client = Client(
+            "http://api.test",
+            api.token,
+            transport=api.transport(),
+            clock=loop.time,
+            rng=random.Random(1),
+        )
+        poller = Poller(client, config, publish, clock=loop.time, wall_clock=api.wall_clock)
+        stop = asyncio.Event()
+        loop.call_later(seconds, stop.set)
+        await poller.run(stop)
+        await client.aclose()
+
+    loop.run(main())
+    return Run(api, published)
+
+
+def after(start: float, status: int, delay: float = 0.0) -> Fault:
+    """A fault: from loop time ``start`` on, every billing request answers ``status``
+    (after ``delay`` more virtual seconds)."""
+
+    def fault(sent: Sent) -> httpx.Response | Awaitable[httpx.Response] | None:
+        if sent.time < start or sent.path == "/v1/auth":
+            return None
+        if not delay:
+            return httpx.Response(status, json={"error": {"message": "injected"}})
+
+        async def slow() -> httpx.Response:
+            await asyncio.sleep(delay)
+            return httpx.Response(status, json={"error": {"message": "injected"}})
+
+        return slow()
+
+    return fault
+
+
+def stretch_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.getMessage().startswith("polling every")]
+
+
+# --------------------------------------------------------------------------- the schedule
+
+
+def test_polls_start_every_interval_start_to_start(caplog: pytest.LogCaptureFixture) -> None:
+    run = run_poller(590, poll_interval_seconds=60)
+    assert run.poll_starts() == [60.0 * n for n in range(10)]
+    # each poll took 2 s: the next starts 60 s after the last one started, not ended
+    ends = [t for t, outcome in run.polls()]
+    assert ends == [60.0 * n + POLL_SECONDS for n in range(10)]
+    assert all(outcome.last_result == "ok" for _, outcome in run.polls())
+    assert len(run.api.billing()) == 10 * PER_POLL
+    assert stretch_lines(caplog) == []
+
+
+def test_the_interval_is_stretched_to_the_budget_and_said_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, "exporter.poller")
+    # 18 requests a poll, 360 an hour: one poll every 3600 * 18 / 360 = 180 s, not 60 s
+    run = run_poller(800, poll_interval_seconds=60, request_budget_per_hour=360)
+    assert run.poll_starts() == [0.0, 180.0, 360.0, 540.0, 720.0]
+    assert stretch_lines(caplog) == [
+        "polling every 180 s instead of every 60 s: a poll costs 18 requests "
+        "and the budget is 360 an hour"
+    ]
+
+
+def test_the_request_budget_holds_over_three_simulated_hours() -> None:
+    budget = 100
+    run = run_poller(3 * 3600, poll_interval_seconds=60, request_budget_per_hour=budget)
+    sent = [s.time for s in run.api.sent]
+    assert len(run.api.billing()) % PER_POLL == 0
+    # In every hour-long window, at most the budget plus the first poll's overshoot.
+    worst = max(sum(1 for t in sent if start <= t < start + 3600) for start in sent)
+    assert worst <= budget + PER_POLL
+    assert len(run.api.times("/v1/auth")) == 1  # after the first poll; the next a day later
+    # ... and the interval was stretched from 60 s (3 hours: 180 polls), to 648 s
+    assert run.poll_starts() == [648.0 * n for n in range(17)]
+
+
+# --------------------------------------------------------------------------- failures and staleness
+
+
+def test_a_failed_poll_keeps_serving_the_old_figures() -> None:
+    run = run_poller(250, poll_interval_seconds=100, fault=after(100, 400))
+    (_, good), (_, failed), (_, again) = run.polls()
+    assert good.serving
+    assert good.snapshot is not None
+    assert good.health.up
+    assert failed.serving  # the figures of the good poll stay
+    assert failed.snapshot is None  # ... as they were: no new snapshot
+    assert not failed.health.up
+    assert failed.last_result == "http"
+    assert failed.health.poll_errors == {"http": 1}
+    assert failed.health.last_success == good.last_poll
+    assert again.health.poll_errors == {"http": 2}
+
+
+def test_stale_figures_are_dropped_exactly_at_the_bound(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, "exporter.poller")
+    # The good poll ends at 2.5 s; from 100 s every request hangs 100 s, then fails:
+    # the polls at 120 and 240 s end at 220.5 and 340.5 s. The bound, 300 s, falls
+    # inside the second: the figures must go at 302.5 s, not when a poll ends.
+    run = run_poller(
+        350, poll_interval_seconds=120, max_staleness_seconds=300, fault=after(100, 400, 100)
+    )
+    polls = run.polls()
+    assert [t for t, _ in polls] == [POLL_SECONDS, 220.5, 340.5]
+    good_end = polls[0][0]
+    dropped = [(t, o) for t, o in run.published if not o.serving and t > 0]
+    first_drop, outcome = dropped[0]
+    assert first_drop == good_end + 300
+    assert outcome.snapshot is None
+    assert outcome.last_result == "http"  # what the last poll said; the drop is the age
+    assert all(o.serving for t, o in run.published if good_end <= t < first_drop)
+    assert all(not o.serving for _, o in dropped)
+    assert [r.getMessage() for r in caplog.records if "dropped" in r.getMessage()] == [
+        "figures dropped: no successful poll for 300 s"
+    ]
+
+
+def test_a_good_poll_before_the_bound_keeps_the_figures() -> None:
+    # the polls at 100 and 200 s fail, the one at 300 s succeeds: within the 350 s bound
+    def fault(sent: Sent) -> httpx.Response | None:
+        if 100 <= sent.time < 300 and sent.path == LIST:
+            return httpx.Response(400, json={"error": {"message": "injected"}})
+        return None
+
+    run = run_poller(700, poll_interval_seconds=100, max_staleness_seconds=350, fault=fault)
+    assert all(outcome.serving for _, outcome in run.published[1:])
+
+
+# --------------------------------------------------------------------------- the API's window
+
+
+def test_the_next_poll_waits_for_the_rate_limit_window(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, "exporter.poller")
+    # 20 requests a 600 s window: the first poll (18) and the token check (1) leave 1,
+    # fewer than a poll costs; the next poll waits for the window to reset at 600 s.
+    run = run_poller(1250, poll_interval_seconds=60, rate_limit=20, rate_window=600)
+    assert run.poll_starts() == [0.0, 600.0, 1200.0]
+    assert all(outcome.last_result == "ok" for _, outcome in run.polls())
+    assert run.polls()[0][1].health.ratelimit_remaining == 2
+    waits = [r.getMessage() for r in caplog.records if "rate-limit window" in r.getMessage()]
+    # before each later poll: at 60 s (1 left), then right after each poll (2 left)
+    assert waits == [
+        "waiting 540 s for the API's rate-limit window: 1.0 requests left",
+        "waiting 598 s for the API's rate-limit window: 2.0 requests left",
+        "waiting 598 s for the API's rate-limit window: 2.0 requests left",
+    ]
+
+
+def test_no_wait_while_the_window_has_room_for_a_poll() -> None:
+    run = run_poller(300, poll_interval_seconds=60, rate_limit=1000, rate_window=600)
+    assert run.poll_starts() == [0.0, 60.0, 120.0, 180.0, 240.0]
+
+
+# --------------------------------------------------------------------------- the token check
+
+
+def test_the_token_is_checked_after_the_first_poll_then_daily() -> None:
+    # depth team: 2 requests a poll, one poll an hour, for 26 hours
+    run = run_poller(26 * 3600 - 1, poll_interval_seconds=3600, depth="team")
+    first_end = 2 * LATENCY
+    checks = run.api.times("/v1/auth")
+    assert checks[0] == first_end  # right after the first poll's last answer
+    # due a day after it was answered: the first poll that ends after that asks
+    assert checks == [first_end, 25 * 3600 + first_end]
+    assert checks[1] - checks[0] >= TOKEN_CHECK_SECONDS
+    entity = [o.health.token_entity for t, o in run.published if t > first_end]
+    assert set(entity) == {("org", "virtual-org")}
+
+
+def test_a_failed_token_check_is_asked_again_an_hour_later_and_costs_no_poll() -> None:
+    first = [True]
+
+    def fault(sent: Sent) -> httpx.Response | None:
+        if sent.path == "/v1/auth" and first[0]:
+            first[0] = False
+            return httpx.Response(401, json={"error": {"message": "injected"}})
+        return None
+
+    run = run_poller(2 * 3600, poll_interval_seconds=600, depth="team", fault=fault)
+    first_end = 2 * LATENCY
+    checks = run.api.times("/v1/auth")
+    # failed at 1 s: due at 1.5 + 3600 s; the poll at 3600 s ends before that, 4200 s asks
+    assert checks == [first_end, 4200 + first_end]
+    assert checks[1] - checks[0] >= TOKEN_RETRY_SECONDS
+    assert all(o.last_result == "ok" and o.health.up for _, o in run.polls())
+    before = [o.health.token_entity for t, o in run.published if first_end < t < checks[1]]
+    assert set(before) == {None}  # the token families are left out until it succeeds
+    assert run.published[-1][1].health.token_entity == ("org", "virtual-org")
