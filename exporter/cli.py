@@ -38,6 +38,10 @@ DEMO_DEFAULTS = {
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["backfill"]:  # past invoices as OpenMetrics for promtool
+        from exporter.backfill import main as backfill
+
+        return backfill(args[1:])
     if "--version" in args:
         print(f"{PROG} {__version__}")
         return 0

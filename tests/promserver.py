@@ -81,6 +81,9 @@ class PrometheusServer:
 
     ``scrape_configs`` is a list of scrape_configs entries (see :func:`static_job`);
     ``rule_files`` are copied into the config as they are (paths to rule files).
+    The TSDB is ``workdir / "data"`` (:attr:`data_dir`: put backfilled blocks there
+    before :meth:`start`); ``retention`` is ``--storage.tsdb.retention.time`` (raise it
+    for blocks of past months: they are deleted at start when older than it).
     """
 
     def __init__(
@@ -92,6 +95,7 @@ class PrometheusServer:
         evaluation_interval: str = "1s",
         extra_args: Sequence[str] = (),
         start_timeout: float = 30.0,
+        retention: str = "1d",
     ) -> None:
         self.binary = require_binary("prometheus")
         self.workdir = Path(workdir)
@@ -105,14 +109,15 @@ class PrometheusServer:
             "scrape_configs": [dict(job) for job in scrape_configs],
         }
         # JSON is YAML: no YAML library needed to write the config.
+        self.data_dir = self.workdir / "data"
         self.config_file = self.workdir / "prometheus.yml"
         self.config_file.write_text(json.dumps(config, indent=2))
         self.args = [
             self.binary,
             f"--config.file={self.config_file}",
-            f"--storage.tsdb.path={self.workdir / 'data'}",
+            f"--storage.tsdb.path={self.data_dir}",
             f"--web.listen-address=127.0.0.1:{self.port}",
-            "--storage.tsdb.retention.time=1d",
+            f"--storage.tsdb.retention.time={retention}",
             "--log.level=warn",
             *extra_args,
         ]
