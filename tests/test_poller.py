@@ -186,6 +186,7 @@ def test_stale_figures_are_dropped_exactly_at_the_bound(caplog: pytest.LogCaptur
     assert [t for t, _ in polls] == [POLL_SECONDS, 220.5, 340.5]
     good_end = polls[0][0]
     dropped = [(t, o) for t, o in run.published if not o.serving and t > 0]
+    assert dropped, "the figures were never dropped"
     first_drop, outcome = dropped[0]
     assert first_drop == good_end + 300
     assert outcome.snapshot is None
