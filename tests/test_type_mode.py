@@ -22,6 +22,7 @@ from exporter.settings import Settings
 from exporter.simulator import RequestRecord, Simulator, generate_organisation
 from tests.harness import parse_exposition
 
+pytestmark = pytest.mark.e2e
 TOKEN = "type-mode-token"
 THREE_TYPES = ("service", "addon", "job")
 
