@@ -4,12 +4,12 @@
     northflank-exporter backfill --since 2026-01-01 [--until DATE] [--depth team|project]
         [--step-seconds 3600] [--label job=northflank] [--label instance=...] --output FILE|-
 
-Two phases. Reading: the invoice list, then span by span (oldest first) each invoice
-pinned, unfiltered and drilled to the depth as a poll would (:func:`exporter.fetch.fetch`
-with unbilled off), and the usage hours of its span, org-wide and per team, in calls of
-100 hours (one page, one request each), all inside ``NORTHFLANK_REQUEST_BUDGET_PER_HOUR``
-(:class:`Budget` waits, and logs that it does). Writing: :func:`exporter.history.write`,
-straight to the output. When the API fails, the spans read whole are written and the
+Two phases. Reading (:mod:`exporter.history_fetch`): the invoice list, then span by
+span (oldest first) each invoice pinned, unfiltered and drilled to the depth as a poll
+would, and the usage hours of its span, org-wide and per team, all inside
+``NORTHFLANK_REQUEST_BUDGET_PER_HOUR`` (:class:`~exporter.history_fetch.Budget` waits,
+and logs that it does). Writing: :func:`exporter.history.write`, straight to the
+output. When the API fails, the spans read whole are written and the
 exit status is 1; a bad flag or setting exits 2 before any request, with one line.
 
 The settings (token, URL, teams, amount unit, request budget, concurrency, timeout,
@@ -30,8 +30,7 @@ import re
 import sys
 import tempfile
 import time
-from collections import deque
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,19 +39,16 @@ from typing import IO, Any
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from exporter import fetch, history
+from exporter import history
 from exporter.client import RetryPolicy
-from exporter.errors import ApiError, first_api_error
+from exporter.history_fetch import Budget, HistoryClient, What, read
 from exporter.logs import configure
-from exporter.metrics import TEAM_COST
 from exporter.settings import DEPTHS, Settings, SettingsError, View
 from exporter.settings import parse as parse_settings
-from exporter.snapshot import build
 
 log = logging.getLogger("exporter.backfill")
 PROG = "northflank-exporter backfill"
 LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
-WINDOW = 3600.0  # the budget is per hour, over any hour
 
 
 # --------------------------------------------------------------------------- the command line
@@ -158,144 +154,6 @@ def parse(argv: Sequence[str], now: float | None = None) -> Options:
     return Options(invocation.settings, since, until, step, parse_labels(args.label), output)
 
 
-# --------------------------------------------------------------------------- the budget
-
-
-class Budget:
-    """At most ``per_hour`` requests in any hour: :meth:`take` waits (and logs) when the
-    next ones would go over, :meth:`settle` counts what was sent beyond what was taken
-    (extra pages, retries)."""
-
-    def __init__(
-        self,
-        per_hour: int,
-        *,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-    ) -> None:
-        self.per_hour = per_hour
-        self.clock = clock
-        self.sleep = sleep
-        self.sent: deque[float] = deque()  # when each request was (to be) sent
-        self.taken = 0
-        self.waited = 0.0
-        self._lock = asyncio.Lock()
-
-    def _prune(self, now: float) -> None:
-        while self.sent and self.sent[0] <= now - WINDOW:
-            self.sent.popleft()
-
-    async def take(self, count: int = 1) -> None:
-        async with self._lock:
-            while True:
-                now = self.clock()
-                self._prune(now)
-                if not self.sent or len(self.sent) + count <= self.per_hour:
-                    break
-                # wait until enough of the hour's requests have aged out
-                index = min(len(self.sent) - 1, max(0, len(self.sent) + count - self.per_hour - 1))
-                wait = max(0.0, self.sent[index] + WINDOW - now)
-                log.warning(
-                    "request budget: %d requests sent in the last hour, "
-                    "NORTHFLANK_REQUEST_BUDGET_PER_HOUR is %d; waiting %.0f s",
-                    len(self.sent),
-                    self.per_hour,
-                    wait,
-                )
-                self.waited += wait
-                await self.sleep(wait)
-            self.sent.extend([now] * count)
-            self.taken += count
-
-    def settle(self, sent_total: int) -> None:
-        """The client has sent ``sent_total`` requests in all: count those not taken."""
-        extra = sent_total - self.taken
-        if extra > 0:
-            now = self.clock()
-            self.sent.extend([now] * extra)
-            self.taken += extra
-
-
-# --------------------------------------------------------------------------- reading
-
-
-@dataclass
-class Reading:
-    spans: list[history.Span]
-    windows: list[history.Window]
-    error: ApiError | None = None
-
-
-async def read_span(
-    client: history.HistoryClient,
-    budget: Budget,
-    options: Options,
-    window: history.Window,
-    expected: int,
-) -> history.Span:
-    """One span: its invoice as a poll reads it, and its usage hours."""
-    view = options.view
-    await budget.take(expected)
-    answers = await fetch.fetch(
-        client, fetch.Plan(view=view, invoice_id=window.invoice_id, unbilled=False)
-    )
-    budget.settle(client.stats.total)
-    snapshot = build(answers, view)
-    span = history.Span(window, history.constant_series(snapshot))
-    if not options.settings.unbilled:
-        return span
-    teams = [(team.id, team.name) for team in snapshot.teams]
-
-    async def usage(start: float, end: float, team_id: str | None) -> list[Any]:
-        await budget.take(1)
-        return await client.list_usage_between(start, end, team_id=team_id)
-
-    calls = window.usage_calls()
-    async with asyncio.TaskGroup() as group:
-        org = [group.create_task(usage(start, end, None)) for start, end in calls]
-        by_team = {
-            team_id: [group.create_task(usage(start, end, team_id)) for start, end in calls]
-            for team_id, _ in teams
-        }
-    budget.settle(client.stats.total)
-    hours = history.UsageHours(
-        [entry for task in org for entry in task.result()],
-        {team: [e for task in tasks for e in task.result()] for team, tasks in by_team.items()},
-    )
-    history.add_unbilled(span, snapshot.invoice, teams, hours, view)
-    return span
-
-
-async def read(
-    client: history.HistoryClient,
-    budget: Budget,
-    options: Options,
-    on_span: Callable[[history.Window], object] = lambda window: None,
-    on_windows: Callable[[list[history.Window]], object] = lambda windows: None,
-) -> Reading:
-    """Every span in the range, oldest first; stops at the first API failure."""
-    reading = Reading([], [])
-    try:
-        await budget.take(1)
-        summaries = await client.list_invoices()
-        budget.settle(client.stats.total)
-        reading.windows = history.windows(summaries, options.since, options.until, options.step)
-        on_windows(reading.windows)
-        expected = 1
-        for window in reading.windows:
-            span = await read_span(client, budget, options, window, expected)
-            teams = len(span.constant.get(TEAM_COST, {}))
-            expected = 1 + (teams if options.settings.depth != "team" else 0)
-            reading.spans.append(span)
-            on_span(window)
-    except (ApiError, BaseExceptionGroup) as exc:
-        found = first_api_error(exc)
-        if found is None:
-            raise
-        reading.error = found
-    return reading
-
-
 # --------------------------------------------------------------------------- running
 
 
@@ -355,7 +213,7 @@ async def _run(options: Options, out: IO[bytes], *, show: bool) -> int:
     started = time.monotonic()
     budget = Budget(settings.request_budget_per_hour)
     bar = tqdm(total=0, unit="invoice", desc="reading", disable=not show, file=sys.stderr)
-    client = history.HistoryClient(
+    client = HistoryClient(
         settings.api_url,
         settings.token(),
         timeout=settings.request_timeout_seconds,
@@ -367,7 +225,8 @@ async def _run(options: Options, out: IO[bytes], *, show: bool) -> int:
         def windows_found(found: list[history.Window]) -> None:
             bar.reset(total=len(found))
 
-        reading = await read(client, budget, options, lambda window: bar.update(1), windows_found)
+        what = What(options.since, options.until, options.step, options.view, settings.unbilled)
+        reading = await read(client, budget, what, lambda window: bar.update(1), windows_found)
         requests = client.stats.total
     bar.close()
     spans = reading.spans

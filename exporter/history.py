@@ -28,9 +28,7 @@ from fractions import Fraction
 from typing import IO
 
 from exporter import metrics, models
-from exporter.client import Client, _parse, segment
 from exporter.encoding import Family, Spec, _heads, label_value, number
-from exporter.paging import CURSOR
 from exporter.settings import View
 from exporter.snapshot import (
     Cost,
@@ -144,23 +142,6 @@ def constant_series(snapshot: Snapshot) -> dict[Spec, dict[str, str]]:
 def _split(family: Family) -> dict[str, str]:
     """``name{labels} value`` lines -> {``name{labels}``: ``value``}."""
     return dict(line.rsplit(" ", 1) for line in family.lines)
-
-
-class HistoryClient(Client):
-    """The client, with the usage endpoint asked for a window: ``startTime`` and
-    ``endTime`` (exclusive)."""
-
-    async def list_usage_between(
-        self, start: float, end: float, *, team_id: str | None = None
-    ) -> list[models.UsageEntry]:
-        path = (
-            f"/v1/teams/{segment(team_id)}/billing/usage"
-            if team_id is not None
-            else "/v1/billing/usage"
-        )
-        query = {"startTime": str(math.floor(start)), "endTime": str(math.ceil(end))}
-        data = await self._get_all("list_usage", path, query, CURSOR)
-        return _parse(models.UsageList, data, "list_usage").usage
 
 
 @dataclass(frozen=True)

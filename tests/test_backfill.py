@@ -29,6 +29,7 @@ import httpx
 import pytest
 
 from exporter import backfill, history
+from exporter.history_fetch import Budget
 from exporter.metrics import COST, TEAM_BUDGET
 from exporter.settings import SettingsError
 from exporter.simulator import (
@@ -427,7 +428,7 @@ def test_budget_waits_when_the_hour_is_spent_and_says_so(
         now[0] += seconds
 
     async def go() -> None:
-        budget = backfill.Budget(5, clock=lambda: now[0], sleep=sleep)
+        budget = Budget(5, clock=lambda: now[0], sleep=sleep)
         for _ in range(3):
             await budget.take()
             now[0] += 10
