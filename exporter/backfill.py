@@ -188,24 +188,26 @@ def _output(path: str) -> Iterator[IO[bytes]]:
 
 
 def main(argv: Sequence[str]) -> int:
-    try:
-        options = parse(argv)
-        output = _output(options.output)
-        out = output.__enter__()
-    except SettingsError as exc:
-        print(f"{PROG}: {exc}", file=sys.stderr)
-        return 2
-    settings = options.settings
-    configure(settings.log_level, settings.log_format)
-    terminal = sys.stderr.isatty()
-    try:
-        with logging_redirect_tqdm():
-            status = asyncio.run(_run(options, out, show=terminal))
-    except BaseException:
-        output.__exit__(*sys.exc_info())
-        raise
-    output.__exit__(None, None, None)
-    return status
+    with contextlib.ExitStack() as stack:
+        try:
+            options = parse(argv)
+            out = stack.enter_context(_output(options.output))
+        except SettingsError as exc:
+            print(f"{PROG}: {exc}", file=sys.stderr)
+            return 2
+        settings = options.settings
+        configure(settings.log_level, settings.log_format)
+        try:
+            with logging_redirect_tqdm():
+                return asyncio.run(_run(options, out, show=sys.stderr.isatty()))
+        except BrokenPipeError:  # the reader of stdout went away (| head)
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            log.error("the output was closed before the end")
+            return 1
+        except OSError as exc:  # the disk filled up, ...
+            log.error("cannot write %s: %s", options.output, exc.strerror or exc)
+            raise SystemExit(1) from None  # through _output: it removes its temporary file
+    return 1  # not reached: every branch above returns
 
 
 async def _run(options: Options, out: IO[bytes], *, show: bool) -> int:

@@ -539,3 +539,35 @@ def test_simulator_api_pages_the_history() -> None:
     assert got[-1]["paasUsage"]["price"] == price_json(
         org.usage_rates(pricing_invoice(org, int(start))).team_hour("team-1", int(start))
     )
+
+
+@pytest.mark.e2e
+def test_backfill_waits_for_the_request_budget_and_says_so(tmp_path: Path) -> None:
+    """With a budget of 3 requests an hour, the requests after the first invoice wait:
+    the log says so and nothing more is sent (the test stops it there)."""
+    org = generate_organisation(teams=2, projects_per_team=1, invoices=2, now=org_now())
+    with Simulator(org, token=TOKEN, usage_history=True) as sim:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("NORTHFLANK_")}
+        env.update(api_env(sim.url, TOKEN, request_budget_per_hour="3"))
+        args = ["--since", str(ends(org)[0]), "--output", str(tmp_path / "a.om")]
+        process = subprocess.Popen(
+            [sys.executable, "-m", "exporter", "backfill", *args],
+            env=env,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert process.stderr is not None
+            line = process.stderr.readline()
+            assert "NORTHFLANK_REQUEST_BUDGET_PER_HOUR is 3; waiting" in line
+            sent = len(sim.requests)
+            # the first invoice may overshoot by its own size (its teams are unknown
+            # until its first answer), as the exporter's first poll may
+            assert sent == 1 + 1 + 2  # the list, the invoice, its two teams
+            time.sleep(0.5)
+            assert process.poll() is None  # still waiting
+            assert len(sim.requests) == sent
+        finally:
+            process.terminate()
+            process.wait(10)
+    assert not (tmp_path / "a.om").exists()  # nothing half-written under the name
