@@ -40,8 +40,8 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from exporter import history
-from exporter.client import RetryPolicy
-from exporter.history_fetch import Budget, HistoryClient, What, read
+from exporter.client import Client, RetryPolicy
+from exporter.history_fetch import Budget, What, read
 from exporter.logs import configure
 from exporter.settings import DEPTHS, Settings, SettingsError, View
 from exporter.settings import parse as parse_settings
@@ -215,7 +215,7 @@ async def _run(options: Options, out: IO[bytes], *, show: bool) -> int:
     started = time.monotonic()
     budget = Budget(settings.request_budget_per_hour)
     bar = tqdm(total=0, unit="invoice", desc="reading", disable=not show, file=sys.stderr)
-    client = HistoryClient(
+    client = Client(
         settings.api_url,
         settings.token(),
         timeout=settings.request_timeout_seconds,

@@ -223,11 +223,14 @@ class Client:
         data = await self._get_all("get_invoice", path, params, PAGE_NUMBER)
         return _parse(Invoice, data, "get_invoice")
 
-    async def list_usage(self, start: float, *, team_id: str | None = None) -> list[UsageEntry]:
-        """Hours of usage starting at or after ``start`` (cursor-paged), org-wide or a team's.
+    async def list_usage(
+        self, start: float, *, end: float | None = None, team_id: str | None = None
+    ) -> list[UsageEntry]:
+        """Hours of usage starting at or after ``start`` (and before ``end``, exclusive),
+        cursor-paged, org-wide or a team's.
 
-        ``startTime`` is sent in whole seconds, rounded down; an hour before ``start``
-        that this lets through is the caller's to drop.
+        ``startTime`` is sent in whole seconds rounded down and ``endTime`` rounded up; an
+        hour outside the window that this lets through is the caller's to drop.
         """
         path = (
             f"/v1/teams/{segment(team_id)}/billing/usage"
@@ -235,6 +238,8 @@ class Client:
             else "/v1/billing/usage"
         )
         query = {"startTime": str(math.floor(start))}
+        if end is not None:
+            query["endTime"] = str(math.ceil(end))
         data = await self._get_all("list_usage", path, query, CURSOR)
         return _parse(UsageList, data, "list_usage").usage
 

@@ -12,40 +12,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from exporter import fetch, history, models
-from exporter.client import Client, _parse, segment
+from exporter import fetch, history
+from exporter.client import Client
 from exporter.errors import ApiError, first_api_error
 from exporter.metrics import TEAM_COST
-from exporter.paging import CURSOR
 from exporter.settings import View
 from exporter.snapshot import build
 
 log = logging.getLogger("exporter.backfill")
 WINDOW = 3600.0  # the budget is per hour, over any hour
-
-
-class HistoryClient(Client):
-    """The client, with the usage endpoint asked for a window: ``startTime`` and
-    ``endTime`` (exclusive)."""
-
-    async def list_usage_between(
-        self, start: float, end: float, *, team_id: str | None = None
-    ) -> list[models.UsageEntry]:
-        path = (
-            f"/v1/teams/{segment(team_id)}/billing/usage"
-            if team_id is not None
-            else "/v1/billing/usage"
-        )
-        query = {"startTime": str(math.floor(start)), "endTime": str(math.ceil(end))}
-        data = await self._get_all("list_usage", path, query, CURSOR)
-        return _parse(models.UsageList, data, "list_usage").usage
 
 
 # --------------------------------------------------------------------------- the budget
@@ -129,7 +110,7 @@ class Reading:
 
 
 async def read_span(
-    client: HistoryClient,
+    client: Client,
     budget: Budget,
     what: What,
     window: history.Window,
@@ -150,7 +131,7 @@ async def read_span(
 
     async def usage(start: float, end: float, team_id: str | None) -> list[Any]:
         await budget.take(1)
-        return await client.list_usage_between(start, end, team_id=team_id)
+        return await client.list_usage(start, end=end, team_id=team_id)
 
     calls = window.usage_calls()
     async with asyncio.TaskGroup() as group:
@@ -169,7 +150,7 @@ async def read_span(
 
 
 async def read(
-    client: HistoryClient,
+    client: Client,
     budget: Budget,
     what: What,
     on_span: Callable[[history.Window], object] = lambda window: None,

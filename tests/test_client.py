@@ -372,6 +372,10 @@ def test_usage_start_is_sent_in_whole_seconds() -> None:
     run_client(handler, lambda c: c.list_usage(1764547199.75, team_id="t/1"))
     assert seen[0].url.raw_path.startswith(b"/v1/teams/t%2F1/billing/usage?")
     assert seen[0].url.params["startTime"] == "1764547199"
+    assert "endTime" not in seen[0].url.params
+    handler, seen = sequence(ok({"usage": []}))
+    run_client(handler, lambda c: c.list_usage(3600.5, end=7200.25))
+    assert (seen[0].url.params["startTime"], seen[0].url.params["endTime"]) == ("3600", "7201")
 
 
 def test_breakdown_by_resource_type_sends_the_filter() -> None:
