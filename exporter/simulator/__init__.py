@@ -109,8 +109,10 @@ The package's modules, each importing only the ones above it in this list:
 * :mod:`.org`: :class:`OrganisationData`, the data behind a lock, its cached sums and
   setters (:meth:`~OrganisationData.set_resource_price`, ``add_resource``,
   ``set_period``, ``close_period`` ...);
+* :mod:`.hours`: which hours a usage call answers and each hour's figures (the running
+  hour partly filled, the history before the newest invoice);
 * :mod:`.views`: pure functions from the data to the API's documents (filter semantics,
-  usage entries with the running hour, ``/v1/auth``), raising :class:`ApiError`, and
+  usage answers, ``/v1/auth``), raising :class:`ApiError`, and
   :class:`Organisation`: the data with the ``render_*`` methods tests compare against;
 * :mod:`.generate`: :func:`generate_organisation`;
 * :mod:`.paging`: the two paging schemes (cursor, page number) and the breakdown's cut;
@@ -127,6 +129,14 @@ from exporter.simulator.api import Api, ApiMode
 from exporter.simulator.cli import main
 from exporter.simulator.faults import Faults
 from exporter.simulator.generate import generate_organisation
+from exporter.simulator.hours import (
+    history_entries,
+    pricing_invoice,
+    running_fraction,
+    usage_entries,
+    usage_first_hour,
+    usage_hours,
+)
 from exporter.simulator.model import (
     BYOC_DIMENSIONS,
     HOUR,
@@ -139,6 +149,7 @@ from exporter.simulator.model import (
     Project,
     Resource,
     Team,
+    price_json,
 )
 from exporter.simulator.org import Aggregates, OrganisationData, aggregate
 from exporter.simulator.paging import (
@@ -165,17 +176,10 @@ from exporter.simulator.views import (
     InvoiceFilter,
     Organisation,
     auth_view,
-    history_entries,
     invoice_header,
     invoice_summary,
     invoice_view,
-    price_json,
-    pricing_invoice,
-    running_fraction,
     team_json,
-    usage_entries,
-    usage_first_hour,
-    usage_hours,
     usage_view,
 )
 

@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from urllib.parse import unquote
 
+from exporter.simulator.hours import history_entries, usage_first_hour, usage_hours
 from exporter.simulator.model import Json, Team
 from exporter.simulator.paging import (
     MAX_PAGE_SIZE,
@@ -29,11 +30,8 @@ from exporter.simulator.views import (
     InvoiceFilter,
     Organisation,
     auth_view,
-    history_entries,
     invoice_view,
     team_json,
-    usage_first_hour,
-    usage_hours,
 )
 
 # --------------------------------------------------------------------------------------

@@ -165,3 +165,10 @@ def map_prices(team: InvoiceTeam, change: Callable[[float], float]) -> InvoiceTe
             for p in team.projects
         ],
     )
+
+
+def price_json(price: Mapping[str, float], dimensions: Iterable[str] = PAAS_DIMENSIONS) -> Json:
+    """A price object: ``total`` and every non-zero dimension (zero ones are left out)."""
+    doc: Json = {"total": sum(price.get(dim, 0) for dim in dimensions)}
+    doc.update({dim: price[dim] for dim in dimensions if price.get(dim, 0)})
+    return doc
