@@ -14,6 +14,7 @@ import sys
 
 import pytest
 
+from exporter import metrics as m
 from exporter.errors import PERMISSION_HINT
 from exporter.simulator import ManualClock, Organisation, Simulator, generate_organisation
 from tests.harness import Exporter, Scrape, api_env, parse_exposition, wait_for
@@ -101,30 +102,28 @@ def test_paged_breakdown_to_the_cent_with_exact_requests() -> None:
             for project in team.projects:
                 project_cents = math.fsum(cents(res.price) for res in project.resources)
                 team_cents += project_cents
-                [got] = labelled(
-                    scrape, "northflank_project_cost", team=team.id, project=project.id
-                )
+                [got] = labelled(scrape, m.PROJECT_COST.name, team=team.id, project=project.id)
                 assert got == pytest.approx(project_cents / 100, abs=1e-9)
                 for res in project.resources:
                     [value] = labelled(
                         scrape,
-                        "northflank_resource_cost",
+                        m.RESOURCE_COST.name,
                         team=team.id,
                         project=project.id,
                         resource=res.id,
                     )
                     assert value == pytest.approx(cents(res.price) / 100, abs=1e-9)
-            [got] = labelled(scrape, "northflank_team_cost", team=team.id)
+            [got] = labelled(scrape, m.TEAM_COST.name, team=team.id)
             assert got == pytest.approx(team_cents / 100, abs=1e-9)
         whole = org.render_invoice(invoice.id)
-        line_items = scrape.family("northflank_invoice_line_item_amount")
+        line_items = scrape.family(m.LINE_ITEM.name)
         by_title: dict[str, float] = {}
         for item in whole["lineItems"]:  # repeated on every page: counted once
             by_title[item["title"]] = by_title.get(item["title"], 0) + item["total"]
         assert {dict(labels)["item"]: value for labels, value in line_items.items()} == {
             title: pytest.approx(total / 100) for title, total in by_title.items()
         }
-        assert scrape.get("northflank_invoice_amount", currency="usd") == whole["total"] / 100
+        assert scrape.get(m.INVOICE_AMOUNT.name, currency="usd") == whole["total"] / 100
 
 
 # --------------------------------------------------------------------------- the running hour
@@ -151,19 +150,19 @@ def test_the_running_hour_grows_then_settles() -> None:
 
         def unbilled_is(value: float) -> Scrape:
             return exporter.wait_metric(
-                "northflank_unbilled_cost",
+                m.UNBILLED_COST.name,
                 lambda v: v == pytest.approx(value, abs=1e-9),
                 currency="usd",
             )
 
         first = unbilled_is(expected(sim))
-        assert first.get("northflank_unbilled_through_timestamp_seconds") == start_hour + 3 * HOUR
+        assert first.get(m.UNBILLED_THROUGH.name) == start_hour + 3 * HOUR
         quarter = expected(sim)
 
         clock.advance(0.5 * HOUR)  # the running hour is three quarters filled
         grown = unbilled_is(expected(sim))
-        assert grown.get("northflank_unbilled_cost", currency="usd") > quarter
-        assert grown.get("northflank_unbilled_through_timestamp_seconds") == start_hour + 3 * HOUR
+        assert grown.get(m.UNBILLED_COST.name, currency="usd") > quarter
+        assert grown.get(m.UNBILLED_THROUGH.name) == start_hour + 3 * HOUR
 
         clock.advance(3.25 * HOUR)  # exactly 6 hours: every hour so far has ended
         final = sum_of_whole_hours = 0.0
@@ -172,10 +171,10 @@ def test_the_running_hour_grows_then_settles() -> None:
                 "byocUsage", {}
             ).get("price", {}).get("total", 0)
         settled = unbilled_is(sum_of_whole_hours / 100)
-        final = settled.get("northflank_unbilled_cost", currency="usd") or 0
+        final = settled.get(m.UNBILLED_COST.name, currency="usd") or 0
         assert final == pytest.approx(sum_of_whole_hours / 100, abs=1e-9)
         for team in ("team-1", "team-2"):
-            [value] = labelled(settled, "northflank_team_unbilled_cost", team=team)
+            [value] = labelled(settled, m.TEAM_UNBILLED_COST.name, team=team)
             assert value == pytest.approx(expected(sim, team), abs=1e-9)
         # later polls ask from 3 hours before the newest hour summed, never from since again
         sim.clear_requests()
@@ -193,11 +192,11 @@ def test_no_billing_permission_says_what_to_check() -> None:
         Exporter(env=api_env(sim.url, TOKEN)) as exporter,
     ):
         scrape = exporter.wait_metric(
-            "northflank_poll_errors_total", lambda v: (v or 0) >= 2, reason="auth"
+            m.POLL_ERRORS.sample_name, lambda v: (v or 0) >= 2, reason="auth"
         )
-        assert scrape.get("northflank_up") == 0
+        assert scrape.get(m.UP.name) == 0
         # /v1/auth works for this token: its families are there
-        assert labelled(scrape, "northflank_token_info", entity_type="org")
+        assert labelled(scrape, m.TOKEN_INFO.name, entity_type="org")
         logs = exporter.logs()
     failures = [line for line in logs.splitlines() if "poll failed" in line]
     assert len(failures) >= 2
@@ -219,9 +218,9 @@ def test_older_billing_api_fails_with_a_sentence() -> None:
         assert "Field required" not in done.stderr
         with Exporter(env=api_env(sim.url, TOKEN)) as exporter:
             scrape = exporter.wait_metric(
-                "northflank_poll_errors_total", lambda v: (v or 0) >= 1, reason="invalid_response"
+                m.POLL_ERRORS.sample_name, lambda v: (v or 0) >= 1, reason="invalid_response"
             )
-            assert scrape.get("northflank_up") == 0
+            assert scrape.get(m.UP.name) == 0
             assert "older billing API" in exporter.logs()
 
 
@@ -240,17 +239,17 @@ def test_token_families_with_an_expiry(small_org: Organisation) -> None:
     ) as sim:
         done, scrape = once(sim, depth="team")
         assert done.returncode == 0, done.stderr
-        assert scrape.get("northflank_token_info", entity_type="team", entity_id="team-1") == 1
-        assert scrape.get("northflank_token_expiry_timestamp_seconds") == expires
-        assert scrape.get("northflank_api_requests_total", endpoint="auth", code="200") == 1
+        assert scrape.get(m.TOKEN_INFO.name, entity_type="team", entity_id="team-1") == 1
+        assert scrape.get(m.TOKEN_EXPIRY.name) == expires
+        assert scrape.get(m.API_REQUESTS.sample_name, endpoint="auth", code="200") == 1
 
 
 def test_token_without_an_expiry_has_no_expiry_sample(small_org: Organisation) -> None:
     with Simulator(small_org, token=TOKEN, token_expires_at=None) as sim:
         done, scrape = once(sim, depth="team")
         assert done.returncode == 0, done.stderr
-        assert labelled(scrape, "northflank_token_info", entity_type="org")
-        assert scrape.family("northflank_token_expiry_timestamp_seconds") == {}
+        assert labelled(scrape, m.TOKEN_INFO.name, entity_type="org")
+        assert scrape.family(m.TOKEN_EXPIRY.name) == {}
         assert "# TYPE northflank_token_expiry_timestamp_seconds gauge" in scrape.text
 
 
@@ -260,18 +259,16 @@ def test_auth_failing_costs_no_poll(small_org: Organisation) -> None:
         with Exporter(env=api_env(sim.url, TOKEN, depth="team")) as exporter:
             exporter.wait_ready()
             scrape = exporter.wait_metric(
-                "northflank_api_requests_total", lambda v: v == 4, endpoint="auth", code="500"
+                m.API_REQUESTS.sample_name, lambda v: v == 4, endpoint="auth", code="500"
             )
-            assert scrape.get("northflank_up") == 1
-            assert scrape.family("northflank_token_info") == {}
-            assert scrape.family("northflank_token_expiry_timestamp_seconds") == {}
-            assert scrape.get("northflank_poll_errors_total", reason="http") == 0
-            assert (
-                scrape.get("northflank_api_requests_total", endpoint="auth", code="500") or 0
-            ) == 4
+            assert scrape.get(m.UP.name) == 1
+            assert scrape.family(m.TOKEN_INFO.name) == {}
+            assert scrape.family(m.TOKEN_EXPIRY.name) == {}
+            assert scrape.get(m.POLL_ERRORS.sample_name, reason="http") == 0
+            assert (scrape.get(m.API_REQUESTS.sample_name, endpoint="auth", code="500") or 0) == 4
             # polls go on succeeding; /v1/auth is not asked again within the hour
             exporter.wait_metric(
-                "northflank_api_requests_total",
+                m.API_REQUESTS.sample_name,
                 lambda v: (v or 0) >= 3,
                 endpoint="list_invoices",
                 code="200",
@@ -307,15 +304,13 @@ def test_half_cents_and_fractional_timestamps() -> None:
         and f'team="{team.id}"' in text
     )
     assert line.endswith(" 0.005")
-    dimension = labelled(
-        scrape, "northflank_resource_dimension_cost", team=team.id, resource=resource.id
-    )
+    dimension = labelled(scrape, m.RESOURCE_DIMENSION_COST.name, team=team.id, resource=resource.id)
     assert dimension == [0.005]
-    assert scrape.get("northflank_invoice_period_end_timestamp_seconds") == invoice.period_end
+    assert scrape.get(m.INVOICE_PERIOD_END.name) == invoice.period_end
     assert invoice.period_end % 1 == 0.75
-    assert scrape.get("northflank_unbilled_since_timestamp_seconds") == invoice.period_end
+    assert scrape.get(m.UNBILLED_SINCE.name) == invoice.period_end
     project_cents = math.fsum(cents(res.price) for res in project.resources)
-    assert labelled(scrape, "northflank_project_cost", team=team.id, project=project.id) == [
+    assert labelled(scrape, m.PROJECT_COST.name, team=team.id, project=project.id) == [
         project_cents / 100
     ]
 
@@ -331,7 +326,7 @@ def test_harness_and_unknown_types_are_carried_through() -> None:
         assert done.returncode == 0, done.stderr
     assert (
         scrape.get(
-            "northflank_resource_type_cost",
+            m.RESOURCE_TYPE_COST.name,
             currency="usd",
             team=team.id,
             project=project.id,
@@ -340,5 +335,5 @@ def test_harness_and_unknown_types_are_carried_through() -> None:
         == 12.34
     )
     assert labelled(
-        scrape, "northflank_resource_cost", resource="playground", resource_type="sandbox"
+        scrape, m.RESOURCE_COST.name, resource="playground", resource_type="sandbox"
     ) == [0.995]

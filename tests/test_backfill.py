@@ -29,6 +29,7 @@ import httpx
 import pytest
 
 from exporter import backfill, history
+from exporter import metrics as m
 from exporter.history_fetch import Budget
 from exporter.metrics import COST, TEAM_BUDGET
 from exporter.settings import SettingsError
@@ -245,8 +246,8 @@ def test_unbilled_figures_sum_the_usage_up_to_that_hour(world: World) -> None:
         at = sample_at + 30
         got = scalar(prom, f'northflank_unbilled_cost{{job="{JOB}"}}', at)
         assert got == pytest.approx(total / 100), end
-        assert scalar(prom, "northflank_unbilled_since_timestamp_seconds", at) == end
-        assert scalar(prom, "northflank_unbilled_through_timestamp_seconds", at) == sample_at
+        assert scalar(prom, m.UNBILLED_SINCE.name, at) == end
+        assert scalar(prom, m.UNBILLED_THROUGH.name, at) == sample_at
         team_hours = org.render_usage(
             now=world.until,
             start=end,

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from exporter import metrics as m
 from tests.harness import Exporter
 from tests.promserver import PrometheusServer, static_job
 
@@ -217,35 +218,35 @@ def test_dashboard_covers_the_contract() -> None:
     API token's expiry and owner among it)."""
     text = json.dumps([expr for _, _, expr in panel_targets(load_dashboard())])
     for family in (
-        "northflank_invoice_amount",
-        "northflank_unbilled_cost",
-        "northflank_team_cost",
-        "northflank_team_unbilled_cost",
-        "northflank_team_budget",
-        "northflank_project_cost",
-        "northflank_resource_cost",
-        "northflank_resource_type_cost",
-        "northflank_team_dimension_cost",
-        "northflank_paas_cost",
-        "northflank_byoc_cost",
-        "northflank_paas_dimension_cost",
-        "northflank_byoc_dimension_cost",
-        "northflank_invoice_period_start_timestamp_seconds",
-        "northflank_invoice_period_end_timestamp_seconds",
-        "northflank_invoice_tax_amount",
-        "northflank_invoice_tax_ratio",
-        "northflank_invoice_discount_amount",
-        "northflank_invoice_subtotal_amount",
-        "northflank_invoice_paid",
-        "northflank_invoice_info",
-        "northflank_invoice_line_item_amount",
-        "northflank_up",
-        "northflank_last_success_timestamp_seconds",
-        "northflank_poll_errors_total",
-        "northflank_api_requests_total",
-        "northflank_exporter_build_info",
-        "northflank_token_expiry_timestamp_seconds",
-        "northflank_token_info",
+        m.INVOICE_AMOUNT.name,
+        m.UNBILLED_COST.name,
+        m.TEAM_COST.name,
+        m.TEAM_UNBILLED_COST.name,
+        m.TEAM_BUDGET.name,
+        m.PROJECT_COST.name,
+        m.RESOURCE_COST.name,
+        m.RESOURCE_TYPE_COST.name,
+        m.TEAM_DIMENSION_COST.name,
+        m.PAAS_COST.name,
+        m.BYOC_COST.name,
+        m.PAAS_DIMENSION_COST.name,
+        m.BYOC_DIMENSION_COST.name,
+        m.INVOICE_PERIOD_START.name,
+        m.INVOICE_PERIOD_END.name,
+        m.INVOICE_TAX.name,
+        m.INVOICE_TAX_RATIO.name,
+        m.INVOICE_DISCOUNT.name,
+        m.INVOICE_SUBTOTAL.name,
+        m.INVOICE_PAID.name,
+        m.INVOICE_INFO.name,
+        m.LINE_ITEM.name,
+        m.UP.name,
+        m.LAST_SUCCESS.name,
+        m.POLL_ERRORS.sample_name,
+        m.API_REQUESTS.sample_name,
+        m.BUILD_INFO.name,
+        m.TOKEN_EXPIRY.name,
+        m.TOKEN_INFO.name,
     ):
         assert family in text, f"no panel shows {family}"
 
@@ -321,7 +322,7 @@ def test_token_expiry_panel_says_no_expiry_without_data() -> None:
     dashboard = load_dashboard()
     (panel,) = [p for p in all_panels(dashboard) if p["title"] == "API token expires in"]
     (target,) = panel["targets"]
-    assert "northflank_token_expiry_timestamp_seconds" in target["expr"]
+    assert m.TOKEN_EXPIRY.name in target["expr"]
     assert "- time()" in target["expr"]
     defaults = panel["fieldConfig"]["defaults"]
     assert defaults["noValue"] == "no expiry"

@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
+from exporter import metrics as m
 from exporter.simulator import Simulator, generate_organisation
 from tests.harness import (
     TOKEN,
@@ -88,15 +89,15 @@ def expected_series(sim: Simulator) -> dict[tuple[str, frozenset[tuple[str, str]
                     **labels,
                 )
 
-    put("northflank_invoice_info", 1, invoice_id=inv_id, currency=cur)
-    put("northflank_invoice_period_start_timestamp_seconds", data["period"]["start"])
-    put("northflank_invoice_period_end_timestamp_seconds", data["period"]["end"])
-    put("northflank_invoice_amount", data["total"] / 100, currency=cur)
-    put("northflank_invoice_subtotal_amount", data["subTotal"] / 100, currency=cur)
-    put("northflank_invoice_discount_amount", data["discounts"]["total"] / 100, currency=cur)
-    put("northflank_invoice_tax_amount", data["tax"]["amount"] / 100, currency=cur)
-    put("northflank_invoice_tax_ratio", data["tax"]["percent"] / 100)
-    put("northflank_invoice_paid", float(data["paid"]))
+    put(m.INVOICE_INFO.name, 1, invoice_id=inv_id, currency=cur)
+    put(m.INVOICE_PERIOD_START.name, data["period"]["start"])
+    put(m.INVOICE_PERIOD_END.name, data["period"]["end"])
+    put(m.INVOICE_AMOUNT.name, data["total"] / 100, currency=cur)
+    put(m.INVOICE_SUBTOTAL.name, data["subTotal"] / 100, currency=cur)
+    put(m.INVOICE_DISCOUNT.name, data["discounts"]["total"] / 100, currency=cur)
+    put(m.INVOICE_TAX.name, data["tax"]["amount"] / 100, currency=cur)
+    put(m.INVOICE_TAX_RATIO.name, data["tax"]["percent"] / 100)
+    put(m.INVOICE_PAID.name, float(data["paid"]))
     items: dict[str, dict[str, float]] = {}
     for item in data["lineItems"]:
         acc = items.setdefault(item["title"], {})
@@ -155,8 +156,8 @@ def put_unbilled(sim: Simulator, put: Any, inv_id: str, cur: str) -> None:
     now = sim.clock()
     hours = org.render_usage(now=now)
     since = org.invoice(inv_id).period_end
-    put("northflank_unbilled_since_timestamp_seconds", since)
-    put("northflank_unbilled_through_timestamp_seconds", max(h["timestamp"] for h in hours) + 3600)
+    put(m.UNBILLED_SINCE.name, since)
+    put(m.UNBILLED_THROUGH.name, max(h["timestamp"] for h in hours) + 3600)
     paas = {dim: 0.0 for dim in PAAS.values()}
     byoc = {dim: 0.0 for dim in BYOC.values()}
     total = 0.0
@@ -166,16 +167,16 @@ def put_unbilled(sim: Simulator, put: Any, inv_id: str, cur: str) -> None:
         for key, dim in BYOC.items():
             byoc[dim] += entry["byocUsage"]["price"].get(key, 0)
         total += entry["paasUsage"]["price"]["total"] + entry["byocUsage"]["price"]["total"]
-    put("northflank_unbilled_cost", total / 100, currency=cur)
+    put(m.UNBILLED_COST.name, total / 100, currency=cur)
     for dim, value in paas.items():
-        put("northflank_unbilled_paas_dimension_cost", value / 100, currency=cur, dimension=dim)
+        put(m.UNBILLED_PAAS_DIMENSION_COST.name, value / 100, currency=cur, dimension=dim)
     for dim, value in byoc.items():
-        put("northflank_unbilled_byoc_dimension_cost", value / 100, currency=cur, dimension=dim)
+        put(m.UNBILLED_BYOC_DIMENSION_COST.name, value / 100, currency=cur, dimension=dim)
     for team in org.render_invoice(inv_id)["paasUsage"]["teams"]:
         team_hours = org.render_usage(now=now, team_id=team["id"])
         spent = sum(h["paasUsage"]["price"]["total"] for h in team_hours)
         put(
-            "northflank_team_unbilled_cost",
+            m.TEAM_UNBILLED_COST.name,
             spent / 100,
             currency=cur,
             team=team["id"],
@@ -184,15 +185,7 @@ def put_unbilled(sim: Simulator, put: Any, inv_id: str, cur: str) -> None:
 
 
 def cost_series(scrape: Scrape) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
-    own = (
-        "northflank_up",
-        "northflank_last_success",
-        "northflank_poll_",
-        "northflank_api_",
-        "northflank_exporter_build_info",
-        "northflank_token_",
-    )
-    return {key: value for key, value in scrape.samples.items() if not key[0].startswith(own)}
+    return {key: value for key, value in scrape.samples.items() if key[0] in m.COST_NAMES}
 
 
 # --------------------------------------------------------------------------- values
@@ -218,11 +211,9 @@ def test_team_total_comes_from_the_unfiltered_call_not_a_slice(sim: Simulator) -
     slice_ = sim.org.render_invoice(inv, team_id=team["id"], project_id="web")
     slice_total = slice_["paasUsage"]["teams"][0]["price"]["total"]
     assert slice_total != team["price"]["total"]  # the simulator slices, as the page says
-    served = scrape.get(
-        "northflank_team_cost", currency="usd", team=team["id"], team_name=team["name"]
-    )
+    served = scrape.get(m.TEAM_COST.name, currency="usd", team=team["id"], team_name=team["name"])
     assert served == team["price"]["total"] / 100
-    paas = scrape.get("northflank_paas_cost", currency="usd")
+    paas = scrape.get(m.PAAS_COST.name, currency="usd")
     assert paas == sim.org.render_invoice(inv)["paasUsage"]["price"]["total"] / 100
 
 
@@ -232,7 +223,7 @@ def test_the_newest_invoice_by_period_end_is_polled(sim: Simulator) -> None:
     assert listed[0]["id"] != newest["id"]  # the list is not in date order
     result = run_once(sim)
     scrape = parse_exposition(result.stdout)
-    assert scrape.get("northflank_invoice_info", invoice_id=newest["id"], currency="usd") == 1
+    assert scrape.get(m.INVOICE_INFO.name, invoice_id=newest["id"], currency="usd") == 1
 
 
 def test_a_pinned_invoice_is_polled_without_listing(sim: Simulator) -> None:
@@ -240,7 +231,7 @@ def test_a_pinned_invoice_is_polled_without_listing(sim: Simulator) -> None:
     pinned = min(older, key=lambda inv: inv["period"]["end"])["id"]
     result = run_once(sim, invoice_id=pinned, unbilled="false")
     scrape = parse_exposition(result.stdout)
-    assert scrape.get("northflank_invoice_info", invoice_id=pinned, currency="usd") == 1
+    assert scrape.get(m.INVOICE_INFO.name, invoice_id=pinned, currency="usd") == 1
     assert sim.count(path_prefix="/v1/billing/invoices", query_has=None) == 17
     assert not [r for r in sim.requests if r.path == "/v1/billing/invoices"]
 
@@ -290,8 +281,8 @@ def test_a_one_team_invoice_needs_no_team_call() -> None:
         assert len(billing_requests(sim)) == 2 + 3
         assert not [r for r in sim.requests if "teamId" in r.query and "projectId" not in r.query]
         scrape = parse_exposition(result.stdout)
-    assert len(scrape.family("northflank_project_cost")) == 3
-    assert len(scrape.family("northflank_resource_type_cost")) == 3 * 7
+    assert len(scrape.family(m.PROJECT_COST.name)) == 3
+    assert len(scrape.family(m.RESOURCE_TYPE_COST.name)) == 3 * 7
 
 
 def test_depth_team_exports_no_projects_even_when_the_answer_holds_them() -> None:
@@ -299,8 +290,8 @@ def test_depth_team_exports_no_projects_even_when_the_answer_holds_them() -> Non
         result = run_once(sim, unbilled="false", depth="team")
         assert result.returncode == 0, result.stderr
     scrape = parse_exposition(result.stdout)
-    assert len(scrape.family("northflank_team_cost")) == 1
-    assert scrape.family("northflank_project_cost") == {}
+    assert len(scrape.family(m.TEAM_COST.name)) == 1
+    assert scrape.family(m.PROJECT_COST.name) == {}
 
 
 def test_teams_setting_limits_the_breakdown(sim: Simulator) -> None:
@@ -308,10 +299,10 @@ def test_teams_setting_limits_the_breakdown(sim: Simulator) -> None:
     assert result.returncode == 0, result.stderr
     assert len(billing_requests(sim)) == 2 + 2 + 6 + 1 + 2  # usage: org-wide and the two teams
     scrape = parse_exposition(result.stdout)
-    teams = {dict(labels)["team"] for labels in scrape.family("northflank_team_cost")}
+    teams = {dict(labels)["team"] for labels in scrape.family(m.TEAM_COST.name)}
     assert teams == {"team-2", "team-4"}
-    assert {dict(lb)["team"] for lb in scrape.family("northflank_resource_cost")} == teams
-    assert scrape.get("northflank_paas_cost", currency="usd") is not None  # invoice-wide stays
+    assert {dict(lb)["team"] for lb in scrape.family(m.RESOURCE_COST.name)} == teams
+    assert scrape.get(m.PAAS_COST.name, currency="usd") is not None  # invoice-wide stays
 
 
 def test_paged_answers_are_followed() -> None:
@@ -321,9 +312,9 @@ def test_paged_answers_are_followed() -> None:
         assert result.returncode == 0, result.stderr
         scrape = parse_exposition(result.stdout)
         paged = [r for r in sim.requests if "cursor" in r.query or "page" in r.query]
-    assert len(scrape.family("northflank_team_cost")) == 5
-    assert len(scrape.family("northflank_project_cost")) == 15
-    assert len(scrape.family("northflank_resource_type_cost")) == 15 * 7
+    assert len(scrape.family(m.TEAM_COST.name)) == 5
+    assert len(scrape.family(m.PROJECT_COST.name)) == 15
+    assert len(scrape.family(m.RESOURCE_TYPE_COST.name)) == 15 * 7
     # 3 invoices -> 2 pages; 5 teams -> 3; 3 projects -> 2 per team; 7 resource types -> 4
     assert len(billing_requests(sim)) == 2 + 3 + 5 * 2 + 15 * 4
     assert paged
@@ -337,8 +328,8 @@ def test_short_503_burst_is_retried_within_the_poll(sim: Simulator) -> None:
     result = run_once(sim)
     assert result.returncode == 0, result.stderr
     scrape = parse_exposition(result.stdout)
-    assert scrape.get("northflank_api_requests_total", endpoint="list_invoices", code="503") == 2
-    assert scrape.get("northflank_up") == 1
+    assert scrape.get(m.API_REQUESTS.sample_name, endpoint="list_invoices", code="503") == 2
+    assert scrape.get(m.UP.name) == 1
 
 
 def test_stale_figures_are_dropped_at_the_bound(sim: Simulator) -> None:
@@ -349,12 +340,12 @@ def test_stale_figures_are_dropped_at_the_bound(sim: Simulator) -> None:
         started = time.monotonic()
         # No poll is due for 30 s: the figures must go at the bound, not at a later poll.
         scrape = exporter.wait_metric(
-            "northflank_invoice_amount", lambda v: v is None, timeout=10, currency="usd"
+            m.INVOICE_AMOUNT.name, lambda v: v is None, timeout=10, currency="usd"
         )
         assert time.monotonic() - started < 10
-        assert scrape.family("northflank_team_cost") == {}
-        assert scrape.get("northflank_up") == 1  # no poll has failed yet: it is the age
-        assert scrape.get("northflank_exporter_build_info", version=_version()) == 1
+        assert scrape.family(m.TEAM_COST.name) == {}
+        assert scrape.get(m.UP.name) == 1  # no poll has failed yet: it is the age
+        assert scrape.get(m.BUILD_INFO.name, version=_version()) == 1
         assert exporter.http.get("/-/ready").status_code == 503
         assert "figures dropped" in exporter.logs()
 
@@ -364,9 +355,9 @@ def test_up_goes_to_zero_and_figures_go_stale_after_failures(sim: Simulator) -> 
     with Exporter(env=env) as exporter:
         exporter.wait_ready()
         sim.faults.fail(400, count=10_000)
-        exporter.wait_metric("northflank_up", lambda v: v == 0)
+        exporter.wait_metric(m.UP.name, lambda v: v == 0)
         scrape = exporter.wait_metric(
-            "northflank_team_cost",
+            m.TEAM_COST.name,
             lambda v: v is None,
             team="team-1",
             team_name="Platform Café",
@@ -374,13 +365,13 @@ def test_up_goes_to_zero_and_figures_go_stale_after_failures(sim: Simulator) -> 
         )
         assert (
             scrape.get(
-                "northflank_poll_errors_total",
+                m.POLL_ERRORS.sample_name,
                 reason="http",
             )
             >= 1
         )  # type: ignore[operator]
         sim.faults.reset()
-        exporter.wait_metric("northflank_up", lambda v: v == 1)
+        exporter.wait_metric(m.UP.name, lambda v: v == 1)
         assert exporter.http.get("/-/ready").status_code == 200
 
 
@@ -434,7 +425,7 @@ def test_once_prints_only_the_exposition(sim: Simulator) -> None:
     result = run_once(sim)
     assert result.returncode == 0
     scrape = parse_exposition(result.stdout)
-    assert scrape.get("northflank_up") == 1
+    assert scrape.get(m.UP.name) == 1
     assert "poll succeeded" in result.stderr
     lines = result.stdout.splitlines()
     assert all(line.startswith(("# HELP ", "# TYPE ", "northflank_")) for line in lines)
@@ -454,7 +445,7 @@ def test_demo_serves_figures_without_a_token() -> None:
         scrape = exporter.wait_ready(timeout=20)
         page = exporter.http.get("/").text
         logs = exporter.logs()
-    assert len(scrape.family("northflank_resource_cost")) == 4 * 3 * 7
+    assert len(scrape.family(m.RESOURCE_COST.name)) == 4 * 3 * 7
     assert "Last poll: ok" in page
     lines = [json.loads(line) for line in logs.splitlines()]
     polls = [line for line in lines if line["message"] == "poll succeeded"]
@@ -463,7 +454,8 @@ def test_demo_serves_figures_without_a_token() -> None:
     polled = [
         (name, labels)
         for name, labels in scrape.samples
-        if not name.startswith("northflank_token_") and ("endpoint", "auth") not in labels
+        if name not in (m.TOKEN_INFO.name, m.TOKEN_EXPIRY.name)
+        and ("endpoint", "auth") not in labels
     ]
     assert polls[0]["series"] == len(polled)
 
@@ -474,8 +466,8 @@ def test_ready_is_503_before_the_first_poll(sim: Simulator) -> None:
     with Exporter(env=env) as exporter:
         assert exporter.http.get("/-/ready").status_code == 503
         scrape = exporter.scrape()
-        assert scrape.get("northflank_up") == 0
-        assert scrape.family("northflank_team_cost") == {}
+        assert scrape.get(m.UP.name) == 0
+        assert scrape.family(m.TEAM_COST.name) == {}
 
 
 def test_content_negotiation(sim: Simulator) -> None:
@@ -501,7 +493,7 @@ def test_token_never_reaches_metrics_or_logs(sim: Simulator) -> None:
     with Exporter(env=env) as exporter:
         scrape = exporter.wait_ready()
         sim.token = "other"
-        exporter.wait_metric("northflank_up", lambda v: v == 0)
+        exporter.wait_metric(m.UP.name, lambda v: v == 0)
         logs = exporter.logs()
     assert TOKEN not in scrape.text
     assert TOKEN not in logs
@@ -563,7 +555,7 @@ def test_polls_wait_for_the_apis_window_when_it_is_nearly_spent(make_sim: MakeSi
         # (for the window's hour: nothing more is sent while this test looks)
         assert len(billing_requests(sim)) == 18
         assert sim.count(path_prefix="/v1/auth") == 1
-        assert exporter.value("northflank_api_ratelimit_remaining") == 1
+        assert exporter.value(m.RATELIMIT_REMAINING.name) == 1
 
 
 def test_concurrency_limit_holds(sim: Simulator) -> None:
@@ -572,7 +564,7 @@ def test_concurrency_limit_holds(sim: Simulator) -> None:
     assert result.returncode == 0, result.stderr
     scrape = parse_exposition(result.stdout)
     # list, invoice, then 16 calls two at a time: at least 10 x 0.3 s whatever the machine
-    duration = scrape.get("northflank_poll_duration_seconds")
+    duration = scrape.get(m.POLL_DURATION.name)
     assert duration is not None
     assert duration >= 10 * 0.3 - 0.05
 
@@ -589,7 +581,7 @@ def test_ipv6_listen_address(sim: Simulator) -> None:
     )
     try:
         wait_for(lambda: httpx.get(f"http://[::1]:{port}/-/ready").status_code == 200)
-        assert "northflank_team_cost" in httpx.get(f"http://[::1]:{port}/metrics").text
+        assert m.TEAM_COST.name in httpx.get(f"http://[::1]:{port}/metrics").text
     finally:
         process.send_signal(signal.SIGTERM)
         assert process.wait(5) == 0

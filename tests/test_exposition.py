@@ -15,6 +15,7 @@ from typing import Literal
 
 import pytest
 
+from exporter import metrics as m
 from exporter import models
 from exporter.bodies import expose
 from exporter.encoding import labels
@@ -208,7 +209,7 @@ def test_exporter_own_metrics_alone_before_the_first_poll() -> None:
     assert "northflank_up 0.0" in body
     assert 'northflank_exporter_build_info{version="9"} 1.0' in body
     assert 'northflank_poll_errors_total{reason="auth"} 0.0' in body
-    assert "northflank_team_cost" not in body
+    assert m.TEAM_COST.name not in body
     assert "python_gc" not in body
     assert "process_" not in body
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from exporter import metrics as m
 from exporter.simulator import Organisation, Simulator, generate_organisation
 from tests.harness import TOKEN, Exporter, Scrape, api_env, free_port
 
@@ -114,18 +115,8 @@ def env(sim: Simulator) -> dict[str, str]:
     return api_env(sim.url, TOKEN)
 
 
-OWN = (
-    "northflank_up",
-    "northflank_last_success",
-    "northflank_poll_",
-    "northflank_api_",
-    "northflank_exporter_build_info",
-    "northflank_token_",
-)
-
-
 def costs(scrape: Scrape) -> dict[object, float]:
-    return {key: value for key, value in scrape.samples.items() if not key[0].startswith(OWN)}
+    return {key: value for key, value in scrape.samples.items() if key[0] in m.COST_NAMES}
 
 
 def clear(sim: Simulator, name: str) -> None:
@@ -142,15 +133,15 @@ def test_fault(sim: Simulator, name: str) -> None:
     fault = FAULTS[name]
     with Exporter(env=env(sim)) as exporter:
         good = costs(exporter.wait_ready())
-        assert exporter.value("northflank_poll_errors_total", reason=fault.reason) == 0
+        assert exporter.value(m.POLL_ERRORS.sample_name, reason=fault.reason) == 0
         fault.start(sim)
-        failed = exporter.wait_metric("northflank_up", lambda v: v == 0, timeout=30)
-        assert failed.get("northflank_poll_errors_total", reason=fault.reason) >= 1  # type: ignore[operator]
+        failed = exporter.wait_metric(m.UP.name, lambda v: v == 0, timeout=30)
+        assert failed.get(m.POLL_ERRORS.sample_name, reason=fault.reason) >= 1  # type: ignore[operator]
         assert costs(failed) == good  # last good figures still served
         assert exporter.http.get("/-/ready").status_code == 200  # within the staleness bound
         assert exporter.http.get("/-/healthy").status_code == 200
         clear(sim, name)
-        recovered = exporter.wait_metric("northflank_up", lambda v: v == 1, timeout=30)
+        recovered = exporter.wait_metric(m.UP.name, lambda v: v == 1, timeout=30)
         assert costs(recovered) == good
         logs = exporter.logs()
     failures = [line for line in logs.splitlines() if "poll failed" in line]
@@ -158,8 +149,8 @@ def test_fault(sim: Simulator, name: str) -> None:
     for line in failures:
         assert f"result={fault.reason} " in line
         assert fault.log in line, line
-    assert recovered.get("northflank_poll_errors_total", reason=fault.reason) == len(failures)
-    assert sum(recovered.family("northflank_poll_errors_total").values()) == len(failures)
+    assert recovered.get(m.POLL_ERRORS.sample_name, reason=fault.reason) == len(failures)
+    assert sum(recovered.family(m.POLL_ERRORS.sample_name).values()) == len(failures)
     assert TOKEN not in logs
     assert "Traceback" not in logs
 
@@ -187,12 +178,10 @@ def test_unknown_fields_and_new_resource_types_are_carried_through(sim: Simulato
     with Exporter(env=env(sim)) as exporter:
         scrape = exporter.wait_ready()
     where = {"currency": "usd", "team": "team-1", "project": "web"}
-    assert (
-        scrape.get("northflank_resource_type_cost", resource_type="quantum-annealer", **where) == 42
-    )
+    assert scrape.get(m.RESOURCE_TYPE_COST.name, resource_type="quantum-annealer", **where) == 42
     assert (
         scrape.get(
-            "northflank_resource_cost",
+            m.RESOURCE_COST.name,
             resource_type="quantum-annealer",
             resource="qa-1",
             resource_name="Annealer",
@@ -201,7 +190,7 @@ def test_unknown_fields_and_new_resource_types_are_carried_through(sim: Simulato
         == 42
     )
     # a dimension the exporter does not know is not invented, and nothing missing is zero
-    dims = scrape.family("northflank_resource_type_dimension_cost")
+    dims = scrape.family(m.RESOURCE_TYPE_DIMENSION_COST.name)
     assert not [labels for labels in dims if ("resource_type", "quantum-annealer") in labels]
 
 
@@ -209,9 +198,9 @@ def test_pinned_invoice_that_does_not_exist(sim: Simulator) -> None:
     environment = {**env(sim), "NORTHFLANK_INVOICE_ID": "inv-nope", "NORTHFLANK_UNBILLED": "false"}
     with Exporter(env=environment) as exporter:
         scrape = exporter.wait_metric(
-            "northflank_poll_errors_total", lambda v: (v or 0) >= 1, reason="not_found"
+            m.POLL_ERRORS.sample_name, lambda v: (v or 0) >= 1, reason="not_found"
         )
         assert exporter.http.get("/-/ready").status_code == 503
         logs = exporter.logs()
-    assert scrape.get("northflank_up") == 0
+    assert scrape.get(m.UP.name) == 0
     assert "HTTP 404" in logs

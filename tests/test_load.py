@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
+from exporter import metrics as m
 from exporter.simulator import Simulator
 from tests.harness import TOKEN, Exporter, Scrape, api_env, parse_exposition
 
@@ -57,25 +58,25 @@ def bump_generation_on_each_poll(sim: Simulator) -> list[int]:
 
 def check_consistent(scrape: Scrape) -> int:
     """Totals equal the sum of their parts, all from one poll; returns the generation."""
-    paas = scrape.get("northflank_paas_cost", currency="usd")
-    teams = scrape.family("northflank_team_cost")
+    paas = scrape.get(m.PAAS_COST.name, currency="usd")
+    teams = scrape.family(m.TEAM_COST.name)
     assert paas is not None
     assert math.isclose(sum(teams.values()), paas, abs_tol=1e-6)
     project_sums: dict[str, float] = defaultdict(float)
-    for labels, value in scrape.family("northflank_project_cost").items():
+    for labels, value in scrape.family(m.PROJECT_COST.name).items():
         project_sums[dict(labels)["team"]] += value
     for labels, value in teams.items():
         assert math.isclose(project_sums[dict(labels)["team"]], value, abs_tol=1e-6)
     type_sums: dict[tuple[str, str], float] = defaultdict(float)
-    for labels, value in scrape.family("northflank_resource_type_cost").items():
+    for labels, value in scrape.family(m.RESOURCE_TYPE_COST.name).items():
         d = dict(labels)
         type_sums[(d["team"], d["project"])] += value
-    for labels, value in scrape.family("northflank_project_cost").items():
+    for labels, value in scrape.family(m.PROJECT_COST.name).items():
         d = dict(labels)
         assert math.isclose(type_sums[(d["team"], d["project"])], value, abs_tol=1e-6)
     marker = [
         value
-        for labels, value in scrape.family("northflank_resource_dimension_cost").items()
+        for labels, value in scrape.family(m.RESOURCE_DIMENSION_COST.name).items()
         if ("team", "team-1") in labels
         and ("project", "web") in labels
         and ("dimension", "cpu") in labels

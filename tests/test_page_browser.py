@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from exporter import metrics as m
 from exporter.page import money
 from exporter.simulator import ManualClock, Simulator, generate_organisation
 from tests.harness import Exporter, api_env
@@ -140,7 +141,7 @@ def test_the_rendered_page_names_every_team_with_its_amount(
     scrape = served.scrape()
     teams = {
         dict(labels)["team_name"]: value
-        for labels, value in scrape.family("northflank_team_cost").items()
+        for labels, value in scrape.family(m.TEAM_COST.name).items()
     }
     assert len(teams) == 4
     dom = chromium(tmp_path, "--dump-dom", served.url + "/").stdout.decode()

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from exporter import metrics as m
 from exporter.simulator import Organisation, Simulator, generate_organisation
 from tests.harness import TOKEN, Exporter, api_env, free_port, wait_for
 from tests.promserver import PrometheusServer, static_job
@@ -47,18 +48,18 @@ def test_costs_reach_prometheus_change_and_survive_a_restart(
     job = static_job("northflank", [f"127.0.0.1:{port}"], scrape_interval="1s")
     with exporter, PrometheusServer([job], workdir=tmp_path) as prom:
         exporter.wait_ready()
-        prom.wait_for_series("northflank_resource_cost")
+        prom.wait_for_series(m.RESOURCE_COST.name)
 
         # Team totals, with the labels a dashboard groups by.
-        got = by_labels(prom.query("northflank_team_cost"), "team", "team_name", "currency", "job")
+        got = by_labels(prom.query(m.TEAM_COST.name), "team", "team_name", "currency", "job")
         assert got == {
             (tid, team["name"], "usd", "northflank"): team["price"]["total"] / 100
             for tid, team in teams.items()
         }
         # Projects and resources: every one, with its value.
-        projects = by_labels(prom.query("northflank_project_cost"), "team", "project")
+        projects = by_labels(prom.query(m.PROJECT_COST.name), "team", "project")
         resources = by_labels(
-            prom.query("northflank_resource_cost"), "team", "project", "resource_type", "resource"
+            prom.query(m.RESOURCE_COST.name), "team", "project", "resource_type", "resource"
         )
         expected_projects = {}
         expected_resources = {}
@@ -75,7 +76,7 @@ def test_costs_reach_prometheus_change_and_survive_a_restart(
         assert projects == pytest.approx(expected_projects)
         assert resources == pytest.approx(expected_resources)
         # Parts add up to totals in PromQL too.
-        [paas] = prom.query("northflank_paas_cost")
+        [paas] = prom.query(m.PAAS_COST.name)
         [teams_sum] = prom.query("sum(northflank_team_cost)")
         assert float(teams_sum["value"][1]) == pytest.approx(float(paas["value"][1]))
 
@@ -100,7 +101,7 @@ def test_costs_reach_prometheus_change_and_survive_a_restart(
             wait_for(lambda: prom.query('up{job="northflank"} == 1'), timeout=20)
             wait_for(lambda: prom.query("northflank_up == 1"), timeout=20)
             after = by_labels(
-                prom.query("northflank_resource_cost"),
+                prom.query(m.RESOURCE_COST.name),
                 "team",
                 "project",
                 "resource_type",

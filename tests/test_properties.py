@@ -29,6 +29,7 @@ from prometheus_client.openmetrics.parser import (
 )
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 
+from exporter import metrics as m
 from exporter import models
 from exporter.bodies import Bodies, Published, expose
 from exporter.client import Client, RetryPolicy, _parse
@@ -554,22 +555,22 @@ def expected(world: World, depth: str) -> dict[Series, float]:
     inv = world.invoice
     cur = inv.get("currency") or ""
     out: dict[Series, float] = {}
-    out[("northflank_invoice_info", frozenset({("currency", cur), ("invoice_id", world.id)}))] = 1
+    out[(m.INVOICE_INFO.name, frozenset({("currency", cur), ("invoice_id", world.id)}))] = 1
     plain = {
-        "northflank_invoice_period_start_timestamp_seconds": inv["period"].get("start"),
-        "northflank_invoice_period_end_timestamp_seconds": inv["period"].get("end"),
-        "northflank_invoice_tax_ratio": (inv.get("tax") or {}).get("percent"),
-        "northflank_invoice_paid": inv.get("paid"),
+        m.INVOICE_PERIOD_START.name: inv["period"].get("start"),
+        m.INVOICE_PERIOD_END.name: inv["period"].get("end"),
+        m.INVOICE_TAX_RATIO.name: (inv.get("tax") or {}).get("percent"),
+        m.INVOICE_PAID.name: inv.get("paid"),
     }
     for name, value in plain.items():
         if value is not None:
             ratio = name.endswith("_ratio")
             out[(name, frozenset())] = float(value) / 100 if ratio else float(value)
     money = {
-        "northflank_invoice_amount": inv.get("total"),
-        "northflank_invoice_subtotal_amount": inv.get("subTotal"),
-        "northflank_invoice_discount_amount": (inv.get("discounts") or {}).get("total"),
-        "northflank_invoice_tax_amount": (inv.get("tax") or {}).get("amount"),
+        m.INVOICE_AMOUNT.name: inv.get("total"),
+        m.INVOICE_SUBTOTAL.name: inv.get("subTotal"),
+        m.INVOICE_DISCOUNT.name: (inv.get("discounts") or {}).get("total"),
+        m.INVOICE_TAX.name: (inv.get("tax") or {}).get("amount"),
     }
     for name, value in money.items():
         if value is not None:
@@ -626,18 +627,18 @@ def unbilled_total(entries: Iterable[dict[str, Any]], since: float, keys: Iterab
 
 
 INVOICE_FAMILIES = {
-    "northflank_invoice_info",
-    "northflank_invoice_period_start_timestamp_seconds",
-    "northflank_invoice_period_end_timestamp_seconds",
-    "northflank_invoice_amount",
-    "northflank_invoice_subtotal_amount",
-    "northflank_invoice_discount_amount",
-    "northflank_invoice_tax_amount",
-    "northflank_invoice_tax_ratio",
-    "northflank_invoice_paid",
-    "northflank_invoice_line_item_amount",
-    "northflank_invoice_line_item_base_amount",
-    "northflank_invoice_line_item_proration_amount",
+    m.INVOICE_INFO.name,
+    m.INVOICE_PERIOD_START.name,
+    m.INVOICE_PERIOD_END.name,
+    m.INVOICE_AMOUNT.name,
+    m.INVOICE_SUBTOTAL.name,
+    m.INVOICE_DISCOUNT.name,
+    m.INVOICE_TAX.name,
+    m.INVOICE_TAX_RATIO.name,
+    m.INVOICE_PAID.name,
+    m.LINE_ITEM.name,
+    m.LINE_ITEM_BASE.name,
+    m.LINE_ITEM_PRORATION.name,
 }
 
 
@@ -658,11 +659,11 @@ def check_figures(world: World, depth: str, samples: Mapping[Series, float]) -> 
         assert same(got[key], value), (key, got[key], value)
     cur = world.invoice.get("currency") or ""
     org = unbilled_total(world.usage, world.end, ("paasUsage", "byocUsage")) / 100
-    assert near(samples[("northflank_unbilled_cost", frozenset({("currency", cur)}))], org)
+    assert near(samples[(m.UNBILLED_COST.name, frozenset({("currency", cur)}))], org)
     for team in world.teams:
         where = {"currency": cur, "team": team["id"], "team_name": team.get("name") or ""}
         amount = unbilled_total(world.team_usage[team["id"]], world.end, ("paasUsage",)) / 100
-        got_amount = samples[("northflank_team_unbilled_cost", frozenset(where.items()))]
+        got_amount = samples[(m.TEAM_UNBILLED_COST.name, frozenset(where.items()))]
         assert near(got_amount, amount), (team["id"], got_amount, amount)
 
 
@@ -866,7 +867,7 @@ def poll_errors(published: Published) -> dict[str, float]:
     return {
         dict(labels)["reason"]: value
         for (name, labels), value in samples.items()
-        if name == "northflank_poll_errors_total"
+        if name == m.POLL_ERRORS.sample_name
     }
 
 

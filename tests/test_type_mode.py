@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator, Mapping
 
 import pytest
 
+from exporter import metrics as m
 from exporter.bodies import Bodies, Published
 from exporter.client import Client
 from exporter.metrics import COST_NAMES
@@ -111,7 +112,7 @@ def test_same_figures_in_both_modes_to_the_cent(sim: Simulator) -> None:
     assert kinds(second)["projectId"] == 0
     assert by_type == by_project  # every series, every value
     assert cost_lines(polls.published[1]) == cost_lines(polls.published[0])  # byte for byte
-    assert len([key for key in by_type if key[0] == "northflank_resource_cost"]) == 3 * 8 * 3 * 2
+    assert len([key for key in by_type if key[0] == m.RESOURCE_COST.name]) == 3 * 8 * 3 * 2
 
 
 def test_requests_per_poll_follow_the_formula(sim: Simulator) -> None:
@@ -151,7 +152,7 @@ def test_a_new_type_is_caught_and_exported_exactly(sim: Simulator) -> None:
         ("team-2", "web"),
     ]
     assert len(requests) == 2 + 3 * (1 + 3) + 2
-    key = ("northflank_resource_cost", frozenset({
+    key = (m.RESOURCE_COST.name, frozenset({
         ("currency", "usd"), ("team", "team-2"), ("project", "api"),
         ("resource_type", "harness"), ("resource", "ci-runner"), ("resource_name", "ci-runner"),
     }))  # fmt: skip
@@ -159,7 +160,7 @@ def test_a_new_type_is_caught_and_exported_exactly(sim: Simulator) -> None:
     kind = [
         v
         for (name, labels), v in series.items()
-        if name == "northflank_resource_type_cost" and ("resource_type", "sandbox") in labels
+        if name == m.RESOURCE_TYPE_COST.name and ("resource_type", "sandbox") in labels
     ]
     assert kind == [0.005]
     # the next poll knows team-2's new types: by type, no projectId call, same figures
@@ -200,4 +201,4 @@ def test_a_type_answer_is_paged_and_its_pages_are_counted() -> None:
     assert len(type_calls) == 2 * 3 * math.ceil(24 / 5)
     assert {r.query.get("page", "1") for r in type_calls} == {"1", "2", "3", "4", "5"}
     assert by_type == by_project
-    assert len([k for k in by_type if k[0] == "northflank_resource_cost"]) == 2 * 12 * 3 * 2
+    assert len([k for k in by_type if k[0] == m.RESOURCE_COST.name]) == 2 * 12 * 3 * 2

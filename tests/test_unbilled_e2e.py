@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 
+from exporter import metrics as m
 from exporter.simulator import ManualClock, Organisation, Simulator, generate_organisation
 from tests.harness import TOKEN, Exporter, Scrape, api_env, wait_for
 
@@ -48,7 +49,7 @@ def usage_calls(sim: Simulator) -> list[tuple[str, str]]:
 
 
 def unbilled(scrape: Scrape) -> float | None:
-    return scrape.get("northflank_unbilled_cost", currency="usd")
+    return scrape.get(m.UNBILLED_COST.name, currency="usd")
 
 
 def test_usage_is_asked_from_three_hours_back_and_sums_match(
@@ -58,13 +59,13 @@ def test_usage_is_asked_from_three_hours_back_and_sums_match(
     with Exporter(env=env(sim)) as exporter:
         first = exporter.wait_ready()
         assert unbilled(first) == pytest.approx(sums(sim))
-        assert first.get("northflank_unbilled_since_timestamp_seconds") == since
+        assert first.get(m.UNBILLED_SINCE.name) == since
         # two whole hours and the running one, half filled: through is the running hour's end
-        assert first.get("northflank_unbilled_through_timestamp_seconds") == since + 3 * HOUR
+        assert first.get(m.UNBILLED_THROUGH.name) == since + 3 * HOUR
         for team in ("team-1", "team-2", "team-3"):
             [value] = [
                 v
-                for labels, v in first.family("northflank_team_unbilled_cost").items()
+                for labels, v in first.family(m.TEAM_UNBILLED_COST.name).items()
                 if ("team", team) in labels
             ]
             assert value == pytest.approx(sums(sim, team))
@@ -73,9 +74,7 @@ def test_usage_is_asked_from_three_hours_back_and_sums_match(
         assert {start for _, start in first_calls[:4]} == {str(int(since))}
 
         clock.advance(3 * HOUR)  # three more hours end; the next one is half filled
-        later = exporter.wait_metric(
-            "northflank_unbilled_through_timestamp_seconds", lambda v: v == since + 6 * HOUR
-        )
+        later = exporter.wait_metric(m.UNBILLED_THROUGH.name, lambda v: v == since + 6 * HOUR)
         assert unbilled(later) == pytest.approx(sums(sim))
         # from now on every usage call starts 3 hours before the newest hour summed
         sim.clear_requests()
@@ -91,14 +90,10 @@ def test_a_new_invoice_restarts_the_window(sim: Simulator, clock: ManualClock) -
         new_end = old_end + 2 * HOUR
         sim.org.close_period(new_end)
         clock.advance(HOUR)  # now new_end + 1.5 h: one whole hour and the running one
-        scrape = exporter.wait_metric(
-            "northflank_unbilled_since_timestamp_seconds", lambda v: v == new_end
-        )
-        scrape = exporter.wait_metric(
-            "northflank_unbilled_through_timestamp_seconds", lambda v: v == new_end + 2 * HOUR
-        )
+        scrape = exporter.wait_metric(m.UNBILLED_SINCE.name, lambda v: v == new_end)
+        scrape = exporter.wait_metric(m.UNBILLED_THROUGH.name, lambda v: v == new_end + 2 * HOUR)
         assert unbilled(scrape) == pytest.approx(sums(sim))
-        info = scrape.family("northflank_invoice_info")
+        info = scrape.family(m.INVOICE_INFO.name)
         assert [dict(labels)["invoice_id"] for labels in info] == [sim.org.newest_invoice().id]
 
 
@@ -111,9 +106,9 @@ def test_before_the_api_returns_any_hour_the_families_are_zero(
         scrape = exporter.wait_ready()
     since = sim.org.newest_invoice().period_end
     assert unbilled(scrape) == 0
-    assert scrape.get("northflank_unbilled_through_timestamp_seconds") == since
-    assert scrape.get("northflank_unbilled_since_timestamp_seconds") == since
-    assert set(scrape.family("northflank_team_unbilled_cost").values()) == {0}
+    assert scrape.get(m.UNBILLED_THROUGH.name) == since
+    assert scrape.get(m.UNBILLED_SINCE.name) == since
+    assert set(scrape.family(m.TEAM_UNBILLED_COST.name).values()) == {0}
 
 
 def test_unbilled_off_makes_no_usage_calls(sim: Simulator) -> None:
@@ -121,7 +116,7 @@ def test_unbilled_off_makes_no_usage_calls(sim: Simulator) -> None:
         scrape = exporter.wait_ready()
     assert usage_calls(sim) == []
     assert unbilled(scrape) is None
-    assert scrape.family("northflank_team_unbilled_cost") == {}
+    assert scrape.family(m.TEAM_UNBILLED_COST.name) == {}
 
 
 def test_budgets_for_polled_teams_and_a_warning_for_unknown_ones(sim: Simulator) -> None:
@@ -129,11 +124,9 @@ def test_budgets_for_polled_teams_and_a_warning_for_unknown_ones(sim: Simulator)
     with Exporter(env=env(sim, budgets=budgets, unbilled="false", teams="team-1,team-2")) as exp:
         scrape = exp.wait_ready()
         wait_for(lambda: "ghost-team" in exp.logs())
-        exp.wait_metric("northflank_up", lambda v: v == 1)
+        exp.wait_metric(m.UP.name, lambda v: v == 1)
         logs = exp.logs()
-    budget = {
-        dict(labels)["team"]: v for labels, v in scrape.family("northflank_team_budget").items()
-    }
+    budget = {dict(labels)["team"]: v for labels, v in scrape.family(m.TEAM_BUDGET.name).items()}
     assert budget == {"team-1": 500, "team-2": 250.5}  # team-3 is not polled, ghost not listed
     assert logs.count("names teams the invoice does not list: ghost-team") == 1  # once
 
@@ -141,9 +134,7 @@ def test_budgets_for_polled_teams_and_a_warning_for_unknown_ones(sim: Simulator)
 def test_budget_goes_stale_with_the_figures(sim: Simulator) -> None:
     environment = env(sim, budgets="*=100", max_staleness_seconds="2", poll_interval_seconds="60")
     with Exporter(env=environment) as exporter:
-        assert exporter.wait_ready().family("northflank_team_budget")
-        scrape = exporter.wait_metric(
-            "northflank_invoice_amount", lambda v: v is None, currency="usd"
-        )
-    assert scrape.family("northflank_team_budget") == {}
-    assert scrape.family("northflank_unbilled_cost") == {}
+        assert exporter.wait_ready().family(m.TEAM_BUDGET.name)
+        scrape = exporter.wait_metric(m.INVOICE_AMOUNT.name, lambda v: v is None, currency="usd")
+    assert scrape.family(m.TEAM_BUDGET.name) == {}
+    assert scrape.family(m.UNBILLED_COST.name) == {}

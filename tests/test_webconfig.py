@@ -12,6 +12,7 @@ import bcrypt
 import httpx
 import pytest
 
+from exporter import metrics as m
 from exporter.simulator import Organisation, Simulator, generate_organisation
 from exporter.webconfig import WebConfigError, load
 from tests.harness import TOKEN, Exporter, api_env, wait_for
@@ -225,7 +226,7 @@ def test_tls_and_basic_auth(sim: Simulator, pki: Path, tmp_path: Path) -> None:
     assert wrong.status_code == 401
     assert index.status_code == 401
     assert good.status_code == 200
-    assert "northflank_team_cost" in good.text
+    assert m.TEAM_COST.name in good.text
     assert healthy.status_code == 200
 
 
