@@ -124,7 +124,8 @@ class Encoded:
     samples: int
 
 
-def _heads(spec: Spec) -> tuple[bytes, bytes]:
+def heads(spec: Spec) -> tuple[bytes, bytes]:
+    """A family's ``# HELP`` and ``# TYPE`` lines: (text format, OpenMetrics)."""
     text_help = spec.help.replace("\\", "\\\\").replace("\n", "\\n")
     om_help = text_help.replace('"', '\\"')
     text = f"# HELP {spec.sample_name} {text_help}\n# TYPE {spec.sample_name} {spec.kind}\n"
@@ -138,7 +139,7 @@ def encode(families: Iterable[Family]) -> Encoded:
     openmetrics: list[bytes] = []
     samples = 0
     for family in families:
-        text_head, om_head = _heads(family.spec)
+        text_head, om_head = heads(family.spec)
         block = ("\n".join(family.lines).encode() + b"\n",) if family.lines else ()
         samples += len(family.lines)
         family.lines = []

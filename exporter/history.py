@@ -28,7 +28,7 @@ from fractions import Fraction
 from typing import IO
 
 from exporter import metrics, models
-from exporter.encoding import Family, Spec, _heads, label_value, number
+from exporter.encoding import Family, Spec, heads, label_value, number
 from exporter.settings import View
 from exporter.snapshot import (
     Cost,
@@ -269,7 +269,7 @@ def write(
             )
         if not order:
             continue
-        out.write(_heads(spec)[1])
+        out.write(heads(spec)[1])
         for series in order:
             name = _with_labels(series, extra)
             for span, times, state in zip(spans, stamps, states, strict=True):
