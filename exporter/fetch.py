@@ -64,11 +64,12 @@ class Plan:
 
 
 def newest_invoice(invoices: list[models.InvoiceSummary]) -> NewestInvoice:
-    """The invoice that ends last (the list's order is not guaranteed)."""
-    dated = [(inv.period.end, inv.id) for inv in invoices if inv.period and inv.period.end]
+    """The invoice that ends last (the list's order is not guaranteed); see
+    :attr:`~exporter.models.InvoiceSummary.rank`."""
+    dated = [inv for inv in invoices if inv.period and inv.period.end]
     if not dated:
         raise InvalidResponseError("list_invoices", "no invoice with a period end to pick")
-    end, invoice_id = max(dated)
+    end, _, invoice_id = max(inv.rank for inv in dated)
     return NewestInvoice(invoice_id, end)
 
 

@@ -97,15 +97,15 @@ def windows(
     """The spans of the invoices that end in [since, until), oldest first.
 
     Invoices that end at the same time (a usage and a credit invoice of one month) are
-    one span, of the one the exporter would have polled: the largest ID, as
-    :func:`exporter.fetch.newest_invoice` picks.
+    one span, of the one the exporter would have polled (the usage invoice, else the
+    largest ID), as :func:`exporter.fetch.newest_invoice` picks.
     """
-    ends: dict[float, str] = {}
+    best: dict[float, tuple[float, bool, str]] = {}
     for invoice in invoices:
         end = invoice.period.end if invoice.period else None
         if end is not None and since <= end < until:
-            ends[end] = max(ends.get(end, invoice.id), invoice.id)
-    ordered = sorted(ends.items())
+            best[end] = max(best.get(end, invoice.rank), invoice.rank)
+    ordered = sorted((end, rank[2]) for end, rank in best.items())
     stops = [end for end, _ in ordered[1:]] + [until]
     return [
         Window(invoice_id, end, stop, step)

@@ -167,6 +167,20 @@ class InvoiceSummary(_Model):
     id: Id
     period: Period | None = None
     currency: Text | None = None
+    paas_usage: PaasUsage | None = Field(default=None, alias="paasUsage")
+    byoc_usage: ByocUsage | None = Field(default=None, alias="byocUsage")
+
+    @property
+    def rank(self) -> tuple[float, bool, str]:
+        """What makes an invoice the newest: the latest ``period.end``; among invoices that
+        end together (the list has no type field: usage, subscription and credit invoices
+        of one month), one that bills usage; then the largest ID."""
+        end = self.period.end if self.period and self.period.end else float("-inf")
+        usage = any(
+            part is not None and part.price is not None and bool(part.price.total)
+            for part in (self.paas_usage, self.byoc_usage)
+        )
+        return end, usage, self.id
 
 
 class InvoiceList(_Model):

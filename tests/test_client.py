@@ -382,3 +382,23 @@ def test_breakdown_by_resource_type_sends_the_filter() -> None:
     handler, seen = sequence(ok(INVOICE))
     run_client(handler, lambda c: c.get_invoice("inv-1", team_id="t", resource_type="harness"))
     assert dict(seen[0].url.params) == {"teamId": "t", "resourceType": "harness", "per_page": "100"}
+
+
+def test_the_newest_invoice_bills_usage_when_several_end_together() -> None:
+    """The list has no type field: a credit note ending with the month's usage invoice
+    (and a larger ID) must not be polled in its place."""
+    from exporter.fetch import newest_invoice
+    from exporter.models import InvoiceSummary
+
+    def summary(invoice_id: str, end: float, usage: float | None) -> InvoiceSummary:
+        data: dict[str, Any] = {"id": invoice_id, "period": {"start": 0, "end": end}}
+        if usage is not None:
+            data["paasUsage"] = {"price": {"total": usage}}
+        return InvoiceSummary.model_validate(data)
+
+    usage = summary("inv-usage", 200, 1234.5)
+    credit = summary("inv-zz-credit", 200, None)
+    older = summary("inv-zzz-old", 100, 99)
+    assert newest_invoice([credit, older, usage]).id == "inv-usage"
+    assert newest_invoice([credit, older]).id == "inv-zz-credit"  # the latest end wins first
+    assert newest_invoice([summary("a", 200, 0), summary("b", 200, 0)]).id == "b"
