@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 
 from exporter.simulator import HOUR, ManualClock, Organisation, Simulator, generate_organisation
@@ -86,3 +87,11 @@ def sim(
 def promtool() -> str:
     """The path of promtool (Debian's prometheus package, which scripts/test installs)."""
     return require_binary("promtool")
+
+
+@pytest.fixture
+def client(sim: Simulator) -> Iterator[httpx.Client]:
+    """An HTTP client on ``sim``, with its token."""
+    headers = {"Authorization": f"Bearer {sim.token}"}
+    with httpx.Client(base_url=sim.url, headers=headers, timeout=5) as c:
+        yield c
