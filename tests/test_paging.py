@@ -14,7 +14,7 @@ import pytest
 
 from exporter.errors import InvalidResponseError
 from exporter.paging import MAX_PAGES, count_entries, merge_pages
-from tests.test_client import ok, run_client
+from tests.client_helpers import ok, run_client
 
 
 def breakdown(*team_pages: list[str], decoy: bool = True) -> tuple[Any, list[dict[str, str]]]:
