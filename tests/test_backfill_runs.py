@@ -1,0 +1,122 @@
+"""``northflank-exporter backfill`` as a process against the simulator: the API failing
+halfway (exit 1, a file promtool still accepts), progress shown on a terminal only, and
+the request budget's wait said in the log."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import pty
+import re
+import struct
+import subprocess
+import sys
+import termios
+import time
+from pathlib import Path
+
+import pytest
+
+from exporter.simulator import (
+    Simulator,
+    generate_organisation,
+)
+from tests.backfill_helpers import (
+    ends,
+    invoice_at,
+    org_now,
+    promtool_blocks,
+    run_backfill,
+)
+from tests.harness import TOKEN, api_env
+
+# --------------------------------------------------------------------------- a fault halfway
+
+
+@pytest.mark.e2e
+@pytest.mark.tools
+def test_api_failing_halfway_exits_1_with_a_valid_file(tmp_path: Path) -> None:
+    org = generate_organisation(teams=2, projects_per_team=2, invoices=4, now=org_now())
+    order = ends(org)
+    broken = invoice_at(org, order[2])
+    with Simulator(org, token=TOKEN, usage_history=True) as sim:
+        sim.faults.fail(503, count=1000, match=lambda path, query: path.endswith("/" + broken))
+        file = tmp_path / "history.om"
+        result = run_backfill(sim, "--since", str(order[0]), "--output", str(file))
+    assert result.returncode == 1, result.stderr
+    assert "the API failed" in result.stderr
+    assert "wrote the 2 whole invoices read" in result.stderr
+    text = file.read_text(encoding="utf-8")
+    assert text.endswith("# EOF\n")
+    written = set(re.findall(r'invoice_id="([^"]+)"', text))
+    assert written == {invoice_at(org, order[0]), invoice_at(org, order[1])}
+    stamps = [float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line[0] != "#"]
+    assert max(stamps) < order[2]  # the second span stops where the broken invoice starts
+    blocks = promtool_blocks(file, tmp_path / "data")
+    assert blocks.returncode == 0, blocks.stdout + blocks.stderr
+
+
+@pytest.mark.e2e
+def test_progress_on_a_terminal_only(tmp_path: Path) -> None:
+    org = generate_organisation(teams=1, projects_per_team=1, invoices=2, now=org_now())
+    with Simulator(org, token=TOKEN, usage_history=True) as sim:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("NORTHFLANK_")}
+        env.update(api_env(sim.url, TOKEN))
+        args = [sys.executable, "-m", "exporter", "backfill", "--since", str(ends(org)[0])]
+        leader, follower = pty.openpty()
+        fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))
+        process = subprocess.Popen(
+            [*args, "--output", str(tmp_path / "a.om")], env=env, stderr=follower
+        )
+        os.close(follower)
+        seen = b""
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            seen += chunk
+        assert process.wait(60) == 0
+        os.close(leader)
+        plain = run_backfill(sim, "--since", str(ends(org)[0]), "--output", str(tmp_path / "b.om"))
+    shown = seen.decode(errors="replace")
+    assert "reading" in shown
+    assert "writing" in shown
+    assert "100%" in shown
+    assert plain.returncode == 0
+    assert "reading" not in plain.stderr
+    assert "%|" not in plain.stderr
+
+
+@pytest.mark.e2e
+def test_backfill_waits_for_the_request_budget_and_says_so(tmp_path: Path) -> None:
+    """With a budget of 3 requests an hour, the requests after the first invoice wait:
+    the log says so and nothing more is sent (the test stops it there)."""
+    org = generate_organisation(teams=2, projects_per_team=1, invoices=2, now=org_now())
+    with Simulator(org, token=TOKEN, usage_history=True) as sim:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("NORTHFLANK_")}
+        env.update(api_env(sim.url, TOKEN, request_budget_per_hour="3"))
+        args = ["--since", str(ends(org)[0]), "--output", str(tmp_path / "a.om")]
+        process = subprocess.Popen(
+            [sys.executable, "-m", "exporter", "backfill", *args],
+            env=env,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert process.stderr is not None
+            line = process.stderr.readline()
+            assert "NORTHFLANK_REQUEST_BUDGET_PER_HOUR is 3; waiting" in line
+            sent = len(sim.requests)
+            # the first invoice may overshoot by its own size (its teams are unknown
+            # until its first answer), as the exporter's first poll may
+            assert sent == 1 + 1 + 2  # the list, the invoice, its two teams
+            time.sleep(0.5)
+            assert process.poll() is None  # still waiting
+            assert len(sim.requests) == sent
+        finally:
+            process.terminate()
+            process.wait(10)
+    assert not (tmp_path / "a.om").exists()  # nothing half-written under the name
