@@ -21,9 +21,29 @@ from typing import Any
 import httpx
 import pytest
 
-from exporter.simulator import HOUR, ManualClock, Organisation, Simulator, generate_organisation
-from tests.harness import TOKEN, MakeSim
-from tests.promserver import require_binary
+# The plain helper modules assert too: let pytest explain their failures as it does a
+# test's own (it must rewrite them before they are first imported).
+pytest.register_assert_rewrite(
+    "tests.backfill_helpers",
+    "tests.client_helpers",
+    "tests.e2e_helpers",
+    "tests.harness",
+    "tests.image_helpers",
+    "tests.property_checks",
+    "tests.property_strategies",
+    "tests.property_worlds",
+    "tests.simulator_helpers",
+)
+
+from exporter.simulator import (  # noqa: E402
+    HOUR,
+    ManualClock,
+    Organisation,
+    Simulator,
+    generate_organisation,
+)
+from tests.harness import TOKEN, MakeSim  # noqa: E402
+from tests.promserver import require_binary  # noqa: E402
 
 
 @pytest.fixture

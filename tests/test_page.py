@@ -255,6 +255,6 @@ def test_the_poller_drops_the_page_figures_when_stale() -> None:
 
 
 def test_a_time_out_of_the_calendars_range_is_shown_as_a_number() -> None:
-    """Found by tests/test_properties.py: an invoice ending at 1e308 must not break a poll."""
+    """Found by the property tests: an invoice ending at 1e308 must not break a poll."""
     assert _when(1e308, "%Y") == "1e+308 (Unix time)"
     assert _when(0.0, "%Y") == "1970"
