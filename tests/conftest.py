@@ -26,13 +26,13 @@ import pytest
 pytest.register_assert_rewrite(
     "tests.backfill_helpers",
     "tests.client_helpers",
-    "tests.e2e_helpers",
+    "tests.e2e.helpers",
     "tests.harness",
-    "tests.image_helpers",
+    "tests.image.helpers",
     "tests.property_checks",
     "tests.property_strategies",
     "tests.property_worlds",
-    "tests.simulator_helpers",
+    "tests.simulator.helpers",
 )
 
 from exporter.simulator import (  # noqa: E402

@@ -7,7 +7,6 @@ Every test talks real HTTP to a simulator on 127.0.0.1.
 from __future__ import annotations
 
 import time
-from typing import Any
 
 import httpx
 import pytest
@@ -21,11 +20,10 @@ from exporter.simulator import (
     generate_organisation,
     price_json,
 )
-from tests.simulator_helpers import (
+from tests.simulator.helpers import (
     AUTH,
     HOUR,
     NOW,
-    SIM_OPTIONS,
     TEAMS,
     add_prices,
     assert_price_consistent,
@@ -39,16 +37,6 @@ from tests.simulator_helpers import (
 )
 
 pytestmark = pytest.mark.e2e  # every test talks HTTP to a simulator
-
-
-@pytest.fixture
-def sim_org() -> Organisation:
-    return simulator_org()
-
-
-@pytest.fixture
-def sim_options() -> dict[str, Any]:
-    return dict(SIM_OPTIONS)
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ from __future__ import annotations
 import itertools
 import json
 from datetime import UTC, datetime
-from typing import Any
 
 import httpx
 import pytest
@@ -18,33 +17,20 @@ from exporter.simulator import (
     BYOC_DIMENSIONS,
     PAAS_DIMENSIONS,
     RESOURCE_TYPES,
-    Organisation,
     Simulator,
     generate_organisation,
 )
-from tests.simulator_helpers import (
+from tests.simulator.helpers import (
     AUTH,
     NOW,
-    SIM_OPTIONS,
     add_prices,
     assert_price_consistent,
     error_of,
     get_invoice,
     newest,
-    simulator_org,
 )
 
 pytestmark = pytest.mark.e2e  # every test talks HTTP to a simulator
-
-
-@pytest.fixture
-def sim_org() -> Organisation:
-    return simulator_org()
-
-
-@pytest.fixture
-def sim_options() -> dict[str, Any]:
-    return dict(SIM_OPTIONS)
 
 
 # -- the generated organisation -------------------------------------------------------

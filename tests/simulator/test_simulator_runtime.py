@@ -17,29 +17,16 @@ import httpx
 import pytest
 
 from exporter.simulator import (
-    Organisation,
     Simulator,
     generate_organisation,
 )
-from tests.simulator_helpers import (
+from tests.simulator.helpers import (
     AUTH,
-    SIM_OPTIONS,
     get_invoice,
     newest,
-    simulator_org,
 )
 
 pytestmark = pytest.mark.e2e  # every test talks HTTP to a simulator
-
-
-@pytest.fixture
-def sim_org() -> Organisation:
-    return simulator_org()
-
-
-@pytest.fixture
-def sim_options() -> dict[str, Any]:
-    return dict(SIM_OPTIONS)
 
 
 def test_a_changed_price_shows_in_the_next_response(client: httpx.Client, sim: Simulator) -> None:

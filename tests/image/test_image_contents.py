@@ -3,7 +3,7 @@
 ``scripts/build-image`` makes a Debian bookworm base with debootstrap (cached in
 buildah's image store) and builds the real Dockerfile on it with ``buildah bud``; the
 image tests build it once per session (a tag of their own, removed at the end; shared
-with tests/test_image_running.py through tests/image_helpers.py) and then, here:
+with test_image_running.py through the fixtures in tests/image/conftest.py) and then, here:
 
 - read its configuration (``buildah inspect``): numeric non-root user, exec-form
   entrypoint, OCI labels, the exposed port;
@@ -23,7 +23,6 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,18 +30,14 @@ import pytest
 
 from exporter.settings import Settings
 from tests.helmchart import one, render
-from tests.image_helpers import (
+from tests.image.helpers import (
     IMAGE_TESTS,
     MAX_IMAGE_MB,
     SKIP_REASON,
     VERSION,
-    built_image,
-    image_config,
     image_env,
     image_user,
-    mounted,
     run_in,
-    working_container,
 )
 
 pytestmark = [
@@ -50,31 +45,6 @@ pytestmark = [
     pytest.mark.e2e,
     pytest.mark.skipif(not IMAGE_TESTS, reason=SKIP_REASON),
 ]
-
-
-@pytest.fixture(scope="module")
-def build(pytestconfig: pytest.Config) -> dict[str, str]:
-    """The image, built once per session (tests/image_helpers.py); its name, size, timings."""
-    return built_image(pytestconfig)
-
-
-@pytest.fixture(scope="module")
-def config(build: dict[str, str]) -> dict[str, Any]:
-    """The image's OCI configuration."""
-    return image_config(build["name"])
-
-
-@pytest.fixture(scope="module")
-def container(build: dict[str, str]) -> Iterator[str]:
-    """A working container of the image (buildah's), removed at the end."""
-    with working_container(build["name"], "contents") as name:
-        yield name
-
-
-@pytest.fixture(scope="module")
-def rootfs(container: str) -> Path:
-    """The container's root filesystem, mounted here (unmounted when it is removed)."""
-    return mounted(container)
 
 
 # --------------------------------------------------------------------------- configuration

@@ -33,16 +33,6 @@ CRD_KINDS = {"ServiceMonitor", "PrometheusRule"}
 KUBERNETES_VERSIONS = ["1.25.0", "1.37.0"]
 
 
-@pytest.fixture(scope="module")
-def default_docs() -> list[dict[str, Any]]:
-    return render()
-
-
-@pytest.fixture(scope="module")
-def full_docs() -> list[dict[str, Any]]:
-    return render(values_files=[FULL_VALUES])
-
-
 # --------------------------------------------------------------------------- lint
 
 

@@ -17,7 +17,6 @@ import yaml
 from exporter.settings import Settings, env_name
 from tests.helmchart import (
     CHART,
-    FULL_VALUES,
     NAMESPACE,
     RELEASE,
     helm,
@@ -59,16 +58,6 @@ def container(docs: list[dict[str, Any]]) -> dict[str, Any]:
 
 def env_of(docs: list[dict[str, Any]]) -> dict[str, str]:
     return {item["name"]: item.get("value") for item in container(docs)["env"]}
-
-
-@pytest.fixture(scope="module")
-def default_docs() -> list[dict[str, Any]]:
-    return render()
-
-
-@pytest.fixture(scope="module")
-def full_docs() -> list[dict[str, Any]]:
-    return render(values_files=[FULL_VALUES])
 
 
 def test_monitoring_resources(full_docs: list[dict[str, Any]]) -> None:

@@ -12,17 +12,10 @@ import pytest
 
 from exporter import metrics as m
 from exporter.simulator import Simulator
-from tests.e2e_helpers import SIM_HOURS, exporter_env, run_once
+from tests.e2e.helpers import exporter_env, run_once
 from tests.harness import Exporter, MakeSim, billing_requests, parse_exposition, wait_for
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def sim_hours() -> float:
-    """``sim`` (tests/conftest.py): the demo organisation, 5.5 hours past the newest
-    invoice: 5 whole hours."""
-    return SIM_HOURS
 
 
 # --------------------------------------------------------------------------- faults

@@ -10,17 +10,10 @@ import pytest
 
 from exporter import metrics as m
 from exporter.simulator import Simulator, generate_organisation
-from tests.e2e_helpers import SIM_HOURS, cost_series, expected_series, exporter_env, run_once
+from tests.e2e.helpers import cost_series, expected_series, exporter_env, run_once
 from tests.harness import TOKEN, Exporter, billing_requests, parse_exposition
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def sim_hours() -> float:
-    """``sim`` (tests/conftest.py): the demo organisation, 5.5 hours past the newest
-    invoice: 5 whole hours."""
-    return SIM_HOURS
 
 
 # --------------------------------------------------------------------------- values

@@ -1,4 +1,4 @@
-"""What the exporter's end-to-end tests share (tests/test_e2e_*.py): how long past the
+"""What the exporter's end-to-end tests share (tests/e2e/): how long past the
 newest invoice their ``sim`` runs, how the exporter is started against it, and the figures
 it should serve, computed from the simulator's own views of its organisation (cents / 100),
 never from the exporter's code."""
@@ -17,7 +17,7 @@ PAAS = {"cpu": "cpu", "memory": "memory", "storage": "storage", "gpu": "gpu"}
 BYOC = {"vcpu": "vcpu", "memory": "memory", "gpuMemory": "gpu_memory", "cluster": "cluster"}
 
 SIM_HOURS = 5.5
-"""What each module's ``sim_hours`` returns: ``sim`` (tests/conftest.py) is the demo
+"""What ``sim_hours`` (tests/e2e/conftest.py) returns: ``sim`` (tests/conftest.py) is the demo
 organisation, 5.5 hours past the newest invoice: 5 whole hours."""
 
 

@@ -3,8 +3,8 @@
 simulator in this process, and as the chart runs it (root filesystem read-only, a tmpfs
 on /tmp, the image's user).
 
-The image is the one tests/test_image_contents.py uses, built once per session
-(tests/image_helpers.py); the markers and when these tests run are described there.
+The image is the one test_image_contents.py uses, built once per session
+(tests/image/conftest.py); the markers and when these tests run are described there.
 """
 
 from __future__ import annotations
@@ -17,22 +17,18 @@ from typing import Any
 import pytest
 
 from exporter.simulator import Simulator, generate_organisation
-from tests.image_helpers import (
+from tests.image.helpers import (
     IMAGE_TESTS,
     SKIP_REASON,
     VERSION,
     assert_figures,
-    built_image,
     entrypoint,
     free_port,
-    image_config,
     image_user,
-    mounted,
     ok,
     read_only,
     run_in,
     serve_and_scrape,
-    working_container,
 )
 
 pytestmark = [
@@ -40,31 +36,6 @@ pytestmark = [
     pytest.mark.e2e,
     pytest.mark.skipif(not IMAGE_TESTS, reason=SKIP_REASON),
 ]
-
-
-@pytest.fixture(scope="module")
-def build(pytestconfig: pytest.Config) -> dict[str, str]:
-    """The image, built once per session (tests/image_helpers.py); its name, size, timings."""
-    return built_image(pytestconfig)
-
-
-@pytest.fixture(scope="module")
-def config(build: dict[str, str]) -> dict[str, Any]:
-    """The image's OCI configuration."""
-    return image_config(build["name"])
-
-
-@pytest.fixture(scope="module")
-def container(build: dict[str, str]) -> Iterator[str]:
-    """A working container of the image (buildah's), removed at the end."""
-    with working_container(build["name"], "running") as name:
-        yield name
-
-
-@pytest.fixture(scope="module")
-def rootfs(container: str) -> Path:
-    """The container's root filesystem, mounted here (unmounted when it is removed)."""
-    return mounted(container)
 
 
 @pytest.fixture

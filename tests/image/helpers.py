@@ -1,9 +1,9 @@
-"""What the container image tests share (tests/test_image_*.py): buildah, the image
-built once per session by ``scripts/build-image`` (every module's ``build`` fixture asks
-:func:`built_image`; the image is removed when the session ends), its configuration, a
-working container of it, and running the exporter in it and scraping it from here.
+"""What the container image tests share (tests/image/): buildah, the image built by
+``scripts/build-image`` (:func:`built_image`, called once per session by the ``build``
+fixture in conftest.py; the image is removed when the session ends), its configuration,
+a working container of it, and running the exporter in it and scraping it from here.
 
-The tests' markers and when they run are in tests/test_image_contents.py's docstring.
+The tests' markers and when they run are in test_image_contents.py's docstring.
 """
 
 from __future__ import annotations
@@ -57,34 +57,29 @@ def ok(result: subprocess.CompletedProcess[str]) -> str:
     return result.stdout
 
 
-_BUILDS: dict[str, tuple[subprocess.CompletedProcess[str], float]] = {}
-
-
 def built_image(pytestconfig: pytest.Config) -> dict[str, str]:
-    """Build the image with scripts/build-image, once per session whichever module asks
-    first (removed when the session ends); its name, size and timings."""
+    """Build the image with scripts/build-image (the session fixture ``build`` in
+    tests/image/conftest.py calls this once; the image is removed when the session
+    ends); its name, size and timings."""
     if os.geteuid() != 0:
         pytest.fail("building and running the image needs root (buildah, chroot)")
     name = f"localhost/northflank-exporter:test-{os.getpid()}"
     buildah_command()  # fails the tests when buildah is missing
-    first = name not in _BUILDS
-    if first:
 
-        def remove() -> None:
-            buildah("rmi", "--force", name)
+    def remove() -> None:
+        buildah("rmi", "--force", name)
 
-        pytestconfig.add_cleanup(remove)  # at the session's end
-        started = time.monotonic()
-        built = subprocess.run(
-            [str(REPO / "scripts" / "build-image")],
-            env={**os.environ, "IMAGE": name},
-            capture_output=True,
-            text=True,
-            timeout=BUILD_TIMEOUT,
-            check=False,
-        )
-        _BUILDS[name] = (built, time.monotonic() - started)
-    result, seconds = _BUILDS[name]
+    pytestconfig.add_cleanup(remove)  # at the session's end
+    started = time.monotonic()
+    result = subprocess.run(
+        [str(REPO / "scripts" / "build-image")],
+        env={**os.environ, "IMAGE": name},
+        capture_output=True,
+        text=True,
+        timeout=BUILD_TIMEOUT,
+        check=False,
+    )
+    seconds = time.monotonic() - started
     assert result.returncode == 0, (
         f"scripts/build-image failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
     )
@@ -101,7 +96,7 @@ def built_image(pytestconfig: pytest.Config) -> dict[str, str]:
     }
     reporter = pytestconfig.pluginmanager.get_plugin("terminalreporter")
     capture = pytestconfig.pluginmanager.get_plugin("capturemanager")
-    if first and reporter is not None and capture is not None:  # in the CI log, even with -q
+    if reporter is not None and capture is not None:  # in the CI log, even with -q
         with capture.global_and_fixture_disabled():
             reporter.ensure_newline()
             for line in result.stdout.splitlines():

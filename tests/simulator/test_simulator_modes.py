@@ -7,22 +7,19 @@ Every test talks real HTTP to a simulator on 127.0.0.1.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
 
 import httpx
 import pytest
 
 from exporter.simulator import (
     ManualClock,
-    Organisation,
     Simulator,
     generate_organisation,
 )
-from tests.simulator_helpers import (
+from tests.simulator.helpers import (
     AUTH,
     HOUR,
     NOW,
-    SIM_OPTIONS,
     add_prices,
     error_of,
     fetch_pages,
@@ -30,20 +27,9 @@ from tests.simulator_helpers import (
     merge_resources,
     newest,
     period_end,
-    simulator_org,
 )
 
 pytestmark = pytest.mark.e2e  # every test talks HTTP to a simulator
-
-
-@pytest.fixture
-def sim_org() -> Organisation:
-    return simulator_org()
-
-
-@pytest.fixture
-def sim_options() -> dict[str, Any]:
-    return dict(SIM_OPTIONS)
 
 
 # -- /v1/auth and tokens ----------------------------------------------------------------

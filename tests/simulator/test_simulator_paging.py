@@ -14,35 +14,22 @@ import pytest
 
 from exporter.simulator import (
     ManualClock,
-    Organisation,
     Simulator,
     generate_organisation,
 )
-from tests.simulator_helpers import (
+from tests.simulator.helpers import (
     AUTH,
     HOUR,
     NOW,
-    SIM_OPTIONS,
     error_of,
     fetch_all,
     fetch_pages,
     merge_resources,
     newest,
     period_end,
-    simulator_org,
 )
 
 pytestmark = pytest.mark.e2e  # every test talks HTTP to a simulator
-
-
-@pytest.fixture
-def sim_org() -> Organisation:
-    return simulator_org()
-
-
-@pytest.fixture
-def sim_options() -> dict[str, Any]:
-    return dict(SIM_OPTIONS)
 
 
 # -- pagination -------------------------------------------------------------------------

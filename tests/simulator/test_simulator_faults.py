@@ -9,34 +9,20 @@ import json
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 import httpx
 import pytest
 
 from exporter.simulator import (
-    Organisation,
     Simulator,
 )
-from tests.simulator_helpers import (
+from tests.simulator.helpers import (
     AUTH,
-    SIM_OPTIONS,
     error_of,
     newest,
-    simulator_org,
 )
 
 pytestmark = pytest.mark.e2e  # every test talks HTTP to a simulator
-
-
-@pytest.fixture
-def sim_org() -> Organisation:
-    return simulator_org()
-
-
-@pytest.fixture
-def sim_options() -> dict[str, Any]:
-    return dict(SIM_OPTIONS)
 
 
 # -- faults -----------------------------------------------------------------------------

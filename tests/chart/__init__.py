@@ -1,0 +1,1 @@
+"""The Helm chart's tests: see conftest.py here."""

@@ -1,0 +1,1 @@
+"""The exporter as a process, end to end: see conftest.py here."""

@@ -1,0 +1,1 @@
+"""The container image's tests: see conftest.py here."""
