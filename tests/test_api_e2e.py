@@ -165,7 +165,7 @@ def test_the_running_hour_grows_then_settles() -> None:
         assert grown.get(m.UNBILLED_THROUGH.name) == start_hour + 3 * HOUR
 
         clock.advance(3.25 * HOUR)  # exactly 6 hours: every hour so far has ended
-        final = sum_of_whole_hours = 0.0
+        sum_of_whole_hours = 0.0
         for entry in sim.org.render_usage(now=clock(), running_hour=False):
             sum_of_whole_hours += entry["paasUsage"]["price"]["total"] + entry.get(
                 "byocUsage", {}
