@@ -179,7 +179,8 @@ class RateWindows:
             allowed = window.used < limit
             if allowed:
                 window.used += 1
-            reset = math.ceil(window.started + window_seconds - now)
+            # (started + window) - now can round above the window: subtract the elapsed time
+            reset = math.ceil(window_seconds - (now - window.started))
             remaining = max(0, limit - window.used)
         return allowed, {
             "x-ratelimit-limit": str(limit),
