@@ -90,6 +90,13 @@ PAAS_DIMENSION_COST = _polled(
     _by_dimension(CUR),
 )
 
+INVOICE_STATUS = Spec(
+    "northflank_invoice_status",
+    f"The invoice's payment status as the API gives it, value 1 {POLLED}",
+    "gauge",
+    ("status",),
+)
+
 # --------------------------------------------------------------------------- the breakdown
 
 TEAM_COST = _polled("northflank_team_cost", "PaaS cost of a team", TEAM)
@@ -143,6 +150,58 @@ TEAM_BUDGET = Spec(
     "northflank_team_budget", "The budget set for a team (NORTHFLANK_BUDGETS)", "gauge", TEAM
 )
 
+# --------------------------------------------------------------------------- credit balance
+
+CREDIT_AVAILABLE = _polled("northflank_credit_available_amount", "Credit available to spend now")
+CREDIT_PENDING = _polled("northflank_credit_pending_amount", "Credit granted, not yet available")
+CREDIT_GRANT_AVAILABLE = _polled(
+    "northflank_credit_grant_available_amount", "Credit from grants available to spend now"
+)
+CREDIT_GRANT_PENDING = _polled(
+    "northflank_credit_grant_pending_amount", "Credit from grants, not yet available"
+)
+CUSTOMER_BALANCE = _polled(
+    "northflank_customer_balance_amount",
+    "Customer balance: positive in the customer's favour, negative owed",
+)
+CREDIT_SYNCED = _polled(
+    "northflank_credit_synced_timestamp_seconds", "When the credit balance was last synced", ()
+)
+
+# ------------------------------------------------------------------- this month, broken down
+
+MONTH = "not yet invoiced, summed from settled hours"
+PROJECT_UNBILLED_COST = _polled(
+    "northflank_project_unbilled_cost", f"PaaS usage of a project {MONTH}", PROJECT
+)
+PROJECT_UNBILLED_DIMENSION_COST = _polled(
+    "northflank_project_unbilled_dimension_cost",
+    f"PaaS usage of a project {MONTH}, by usage dimension",
+    _by_dimension(PROJECT),
+)
+RESOURCE_TYPE_UNBILLED_COST = _polled(
+    "northflank_resource_type_unbilled_cost",
+    f"PaaS usage of one resource type in a project {MONTH}",
+    RESOURCE_TYPE,
+)
+RESOURCE_TYPE_UNBILLED_DIMENSION_COST = _polled(
+    "northflank_resource_type_unbilled_dimension_cost",
+    f"PaaS usage of one resource type in a project {MONTH}, by usage dimension",
+    _by_dimension(RESOURCE_TYPE),
+)
+RESOURCE_UNBILLED_COST = _polled(
+    "northflank_resource_unbilled_cost", f"PaaS usage of a resource {MONTH}", RESOURCE
+)
+RESOURCE_UNBILLED_DIMENSION_COST = _polled(
+    "northflank_resource_unbilled_dimension_cost",
+    f"PaaS usage of a resource {MONTH}, by usage dimension",
+    _by_dimension(RESOURCE),
+)
+UNBILLED_BREAKDOWN_THROUGH = Spec(
+    "northflank_unbilled_breakdown_through_timestamp_seconds",
+    "End of the newest settled hour up to which the breakdown is summed without a gap",
+)
+
 # --------------------------------------------------------------------------- the exporter's own
 
 UP = Spec("northflank_up", "1 when the last poll succeeded in full, else 0")
@@ -169,6 +228,17 @@ TOKEN_INFO = Spec(
     "Who the API token belongs to (from GET /v1/auth), value 1",
     "gauge",
     ("entity_id", "entity_type"),
+)
+API_CONTRACT = Spec(
+    "northflank_api_contract_info",
+    "The billing contract the last good poll read (current or legacy), value 1",
+    "gauge",
+    ("contract",),
+)
+RATELIMIT_WAIT = Spec(
+    "northflank_api_ratelimit_wait_seconds",
+    "Seconds spent waiting for the API's rate-limit window (budget or reserve)",
+    "counter",
 )
 TOKEN_EXPIRY = Spec(
     "northflank_token_expiry_timestamp_seconds",
