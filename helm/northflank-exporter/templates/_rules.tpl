@@ -1,4 +1,49 @@
 {{/* Alert rules of the PrometheusRule, by group; each renders a YAML list or nothing. */}}
+{{- /* The current billing period's projection, as a factor on spend so far. Two ways:
+  - invoiceToPeriod: the newest invoice's period is still running (start <= time() < end):
+    its length / the time elapsed in it, once minSeconds of it have passed;
+  - unbilledToPeriod: the newest invoice is finalized, the current period started at its
+    end (northflank_unbilled_since_timestamp_seconds) and is taken to be as long as it:
+    its length / the hours of usage summed so far, once minSeconds are summed and while
+    that period has not ended (since + length > time()).
+  Both take (list $root minSeconds) and render one parenthesised PromQL expression
+  without currency, for "* ignoring (currency, ...) group_left ()". */}}
+{{- define "northflank-exporter.periodLength" -}}
+{{- $s := include "northflank-exporter.ruleSelector" . -}}
+(northflank_invoice_period_end_timestamp_seconds{ {{- $s -}} } - northflank_invoice_period_start_timestamp_seconds{ {{- $s -}} })
+{{- end }}
+
+{{- define "northflank-exporter.unbilledElapsed" -}}
+{{- $s := include "northflank-exporter.ruleSelector" . -}}
+(northflank_unbilled_through_timestamp_seconds{ {{- $s -}} } - northflank_unbilled_since_timestamp_seconds{ {{- $s -}} })
+{{- end }}
+
+{{- define "northflank-exporter.invoiceToPeriod" -}}
+{{- $root := index . 0 }}
+{{- $min := index . 1 }}
+{{- $s := include "northflank-exporter.ruleSelector" $root -}}
+(
+    {{ include "northflank-exporter.periodLength" $root }}
+  / (time() - northflank_invoice_period_start_timestamp_seconds{ {{- $s -}} })
+  and (northflank_invoice_period_end_timestamp_seconds{ {{- $s -}} } > time())
+  and ((time() - northflank_invoice_period_start_timestamp_seconds{ {{- $s -}} }) >= {{ $min }})
+)
+{{- end }}
+
+{{- define "northflank-exporter.unbilledToPeriod" -}}
+{{- $root := index . 0 }}
+{{- $min := index . 1 }}
+{{- $s := include "northflank-exporter.ruleSelector" $root }}
+{{- $periodLen := include "northflank-exporter.periodLength" $root }}
+{{- $unbilledElapsed := include "northflank-exporter.unbilledElapsed" $root -}}
+(
+    {{ $periodLen }}
+  / {{ $unbilledElapsed }}
+  and ({{ $unbilledElapsed }} >= {{ $min }})
+  and ((northflank_unbilled_since_timestamp_seconds{ {{- $s -}} } + {{ $periodLen }}) > time())
+)
+{{- end }}
+
 {{- define "northflank-exporter.rulesHealth" -}}
 {{- $s := include "northflank-exporter.ruleSelector" . }}
 {{- $a := .Values.prometheusRule.alerts }}
@@ -63,9 +108,6 @@
 {{- $total := .Values.budgets.total }}
 {{- $hasTotal := not (kindIs "invalid" $total) }}
 {{- $hasTeamBudgets := or (not (kindIs "invalid" .Values.budgets.default)) (gt (len .Values.budgets.teams) 0) }}
-{{- /* Length of the newest invoice's period, and the window of spend not yet invoiced. */}}
-{{- $periodLen := printf "(northflank_invoice_period_end_timestamp_seconds{%s} - northflank_invoice_period_start_timestamp_seconds{%s})" $s $s }}
-{{- $unbilledElapsed := printf "(northflank_unbilled_through_timestamp_seconds{%s} - northflank_unbilled_since_timestamp_seconds{%s})" $s $s }}
 {{- if $hasTotal }}
 {{- with $a.NorthflankInvoiceOverThreshold }}{{ if .enabled }}
 - alert: NorthflankInvoiceOverThreshold
@@ -94,27 +136,17 @@
     {{- include "northflank-exporter.runbook" (list $ "NorthflankSpendOverThreshold") | nindent 4 }}
 {{- end }}{{ end }}
 {{- with $a.NorthflankSpendProjectedOverThreshold }}{{ if .enabled }}
-{{- $min := mul 3600 .minElapsedHours }}
+{{- $min := include "northflank-exporter.number" (mulf 3600 .minElapsedHours) }}
 - alert: NorthflankSpendProjectedOverThreshold
   expr: |-
     (
         northflank_invoice_amount{ {{- $s -}} }
           * ignoring (currency) group_left ()
-        (
-            {{ $periodLen }}
-          / (time() - northflank_invoice_period_start_timestamp_seconds{ {{- $s -}} })
-          and (northflank_invoice_period_end_timestamp_seconds{ {{- $s -}} } > time())
-          and ((time() - northflank_invoice_period_start_timestamp_seconds{ {{- $s -}} }) >= {{ $min }})
-        )
+        {{- include "northflank-exporter.invoiceToPeriod" (list $ $min) | nindent 8 }}
       or
         northflank_unbilled_cost{ {{- $s -}} }
           * ignoring (currency) group_left ()
-        (
-            {{ $periodLen }}
-          / {{ $unbilledElapsed }}
-          and ({{ $unbilledElapsed }} >= {{ $min }})
-          and ((northflank_unbilled_since_timestamp_seconds{ {{- $s -}} } + {{ $periodLen }}) > time())
-        )
+        {{- include "northflank-exporter.unbilledToPeriod" (list $ $min) | nindent 8 }}
     )
     > {{ include "northflank-exporter.number" $total }}
   {{- include "northflank-exporter.alertLabels" (list $ .) | nindent 2 }}
@@ -149,27 +181,17 @@
     {{- include "northflank-exporter.runbook" (list $ "NorthflankTeamSpendOverBudget") | nindent 4 }}
 {{- end }}{{ end }}
 {{- with $a.NorthflankTeamSpendProjectedOverBudget }}{{ if .enabled }}
-{{- $min := mul 3600 .minElapsedHours }}
+{{- $min := include "northflank-exporter.number" (mulf 3600 .minElapsedHours) }}
 - alert: NorthflankTeamSpendProjectedOverBudget
   expr: |-
     (
         northflank_team_cost{ {{- $s -}} }
           * ignoring (team, team_name, currency) group_left ()
-        (
-            {{ $periodLen }}
-          / (time() - northflank_invoice_period_start_timestamp_seconds{ {{- $s -}} })
-          and (northflank_invoice_period_end_timestamp_seconds{ {{- $s -}} } > time())
-          and ((time() - northflank_invoice_period_start_timestamp_seconds{ {{- $s -}} }) >= {{ $min }})
-        )
+        {{- include "northflank-exporter.invoiceToPeriod" (list $ $min) | nindent 8 }}
       or
         northflank_team_unbilled_cost{ {{- $s -}} }
           * ignoring (team, team_name, currency) group_left ()
-        (
-            {{ $periodLen }}
-          / {{ $unbilledElapsed }}
-          and ({{ $unbilledElapsed }} >= {{ $min }})
-          and ((northflank_unbilled_since_timestamp_seconds{ {{- $s -}} } + {{ $periodLen }}) > time())
-        )
+        {{- include "northflank-exporter.unbilledToPeriod" (list $ $min) | nindent 8 }}
     )
     > northflank_team_budget{ {{- $s -}} }
   {{- include "northflank-exporter.alertLabels" (list $ .) | nindent 2 }}
