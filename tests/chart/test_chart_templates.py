@@ -48,6 +48,11 @@ CONTRACT_SETTINGS = {
     "NORTHFLANK_LOG_FORMAT",
     "NORTHFLANK_UNBILLED",
     "NORTHFLANK_BUDGETS",
+    "NORTHFLANK_API_CONTRACT",
+    "NORTHFLANK_RATELIMIT_RESERVE",
+    "NORTHFLANK_UNBILLED_DEPTH",
+    "NORTHFLANK_STATE_FILE",
+    "NORTHFLANK_INVOICE_REFRESH_SECONDS",
 }
 
 
@@ -200,7 +205,12 @@ def test_every_contract_setting_is_settable_from_values(full_docs: list[dict[str
         "NORTHFLANK_REQUEST_TIMEOUT_SECONDS": "15",
         "NORTHFLANK_MAX_STALENESS_SECONDS": "7200",
         "NORTHFLANK_AMOUNT_UNIT": "major",
+        "NORTHFLANK_API_CONTRACT": "current",
+        "NORTHFLANK_RATELIMIT_RESERVE": "50",
+        "NORTHFLANK_INVOICE_REFRESH_SECONDS": "43200",
         "NORTHFLANK_UNBILLED": "true",
+        "NORTHFLANK_UNBILLED_DEPTH": "project",
+        "NORTHFLANK_STATE_FILE": "/var/lib/northflank-exporter/state.json",
         "NORTHFLANK_BUDGETS": "*=300,team-a=1200,team-b=450.5",
         "NORTHFLANK_LISTEN_ADDRESS": "0.0.0.0:9800",
         "NORTHFLANK_WEB_CONFIG_FILE": "/etc/northflank-exporter/web/web-config.yml",
@@ -214,10 +224,23 @@ def test_defaults_leave_optional_settings_to_the_exporter(
     default_docs: list[dict[str, Any]],
 ) -> None:
     env = env_of(default_docs)
-    for unset in ("INVOICE_ID", "TEAMS", "MAX_STALENESS_SECONDS", "WEB_CONFIG_FILE", "BUDGETS"):
+    for unset in (
+        "INVOICE_ID",
+        "TEAMS",
+        "MAX_STALENESS_SECONDS",
+        "WEB_CONFIG_FILE",
+        "BUDGETS",
+        "STATE_FILE",
+    ):
         assert f"NORTHFLANK_{unset}" not in env
+    # the contract's defaults, spelt out
     assert env["NORTHFLANK_POLL_INTERVAL_SECONDS"] == "900"
     assert env["NORTHFLANK_UNBILLED"] == "true"
+    assert env["NORTHFLANK_AMOUNT_UNIT"] == "auto"
+    assert env["NORTHFLANK_API_CONTRACT"] == "auto"
+    assert env["NORTHFLANK_RATELIMIT_RESERVE"] == "100"
+    assert env["NORTHFLANK_INVOICE_REFRESH_SECONDS"] == "86400"
+    assert env["NORTHFLANK_UNBILLED_DEPTH"] == "project"
 
 
 def test_web_config_is_mounted_from_a_secret(full_docs: list[dict[str, Any]]) -> None:

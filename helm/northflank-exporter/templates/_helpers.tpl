@@ -123,3 +123,23 @@ labels:
 runbook_url: {{ printf "%s#%s" . (lower $name) | quote }}
 {{- end }}
 {{- end }}
+
+{{/* Where the state file's volume is mounted (NORTHFLANK_STATE_FILE is state.json in it). */}}
+{{- define "northflank-exporter.stateDir" -}}
+/var/lib/northflank-exporter
+{{- end }}
+
+{{/* Claim that holds the state: persistence.existingClaim, or the one the chart makes. */}}
+{{- define "northflank-exporter.claimName" -}}
+{{- default (include "northflank-exporter.fullname" .) .Values.persistence.existingClaim }}
+{{- end }}
+
+{{/* Settings that the schema cannot check one by one: the unbilled breakdown goes at
+most as deep as the invoice's (the contract: NORTHFLANK_UNBILLED_DEPTH is at most
+NORTHFLANK_DEPTH). */}}
+{{- define "northflank-exporter.checkSettings" -}}
+{{- $rank := dict "team" 0 "project" 1 "resource" 2 }}
+{{- if gt (get $rank .Values.config.unbilledDepth) (get $rank .Values.config.depth) }}
+{{- fail (printf "config.unbilledDepth (%s) goes deeper than config.depth (%s): the breakdown of the spend not yet invoiced goes at most as deep as the invoice's; set config.unbilledDepth=%s, or config.depth=%s" .Values.config.unbilledDepth .Values.config.depth .Values.config.depth .Values.config.unbilledDepth) }}
+{{- end }}
+{{- end }}
