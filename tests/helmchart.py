@@ -107,3 +107,45 @@ def kinds(docs: Iterable[Mapping[str, Any]]) -> list[str]:
 def rule_groups(docs: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """The PrometheusRule's groups: a Prometheus rule file's content."""
     return list(one(docs, "PrometheusRule")["spec"]["groups"])
+
+
+# The values the unit tests in tests/rules/ are written for (release "northflank-exporter"
+# in namespace "monitoring": job="northflank-exporter", namespace="monitoring").
+RULE_VALUES: dict[str, Any] = {
+    "prometheusRule": {"enabled": True},
+    "budgets": {
+        "total": 1000,
+        "default": 100,
+        "teams": {"team-big": 500},
+        "projects": {"team-a/web": 50, "team-b/web": 80},
+        "projectDefault": 20,
+    },
+}
+ALERTS = [
+    "NorthflankExporterDown",
+    "NorthflankDataStale",
+    "NorthflankPollsFailing",
+    "NorthflankTokenExpiringSoon",
+    "NorthflankInvoiceOverThreshold",
+    "NorthflankSpendOverThreshold",
+    "NorthflankSpendProjectedOverThreshold",
+    "NorthflankTeamInvoiceOverBudget",
+    "NorthflankTeamSpendOverBudget",
+    "NorthflankTeamSpendProjectedOverBudget",
+    "NorthflankCreditRunsOut",
+    "NorthflankProjectSpendOverBudget",
+    "NorthflankInvoiceUnpaid",
+    "NorthflankInvoicePaymentFailed",
+]
+# NorthflankProjectSpendOverBudget is one rule per project budget, and one for the default.
+PROJECT_RULES = 3
+RULES = len(ALERTS) - 1 + PROJECT_RULES
+
+
+def alerts_of(groups: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Rules by alert name (of the rules sharing a name, the last)."""
+    return {rule["alert"]: rule for rule in rules_of(groups)}
+
+
+def rules_of(groups: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [rule for group in groups for rule in group["rules"]]

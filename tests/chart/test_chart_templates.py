@@ -91,7 +91,7 @@ def test_monitoring_resources(full_docs: list[dict[str, Any]]) -> None:
         assert group["rules"]
         for r in group["rules"]:
             assert set(r) == {"alert", "expr", "for", "labels", "annotations"}
-            assert r["labels"]["team"] == "platform"  # alertLabels
+            assert r["labels"]["owner"] == "platform"  # alertLabels
             assert r["annotations"]["runbook_url"].endswith("#" + r["alert"].lower())
 
 

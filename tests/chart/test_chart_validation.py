@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from tests.helmchart import (
+    ALERTS,
     CHART,
     FULL_VALUES,
     helm,
@@ -65,7 +66,10 @@ def test_every_option_of_the_full_values_is_on(full_docs: list[dict[str, Any]]) 
         for g in one(full_docs, "PrometheusRule")["spec"]["groups"]
         for rule in g["rules"]
     ]
-    assert len(alerts) == 11
+    assert sorted(set(alerts)) == sorted(ALERTS)
+    # two project budgets and the default: one rule each
+    assert alerts.count("NorthflankProjectSpendOverBudget") == 3
+    assert len(alerts) == len(ALERTS) + 2
 
 
 def test_defaults_render_only_the_basics(default_docs: list[dict[str, Any]]) -> None:
@@ -134,6 +138,13 @@ def test_kubernetes_validate_catches_a_broken_manifest(tmp_path: Path) -> None:
         ({"config": {"pollIntervalSecs": 60}}, "pollIntervalSecs"),
         ({"budgets": {"teams": {"team-a": -5}}}, "/budgets/teams/team-a"),
         ({"budgets": {"total": "lots"}}, "/budgets/total"),
+        ({"budgets": {"projects": {"web": 10}}}, "invalid propertyName 'web'"),
+        ({"budgets": {"projects": {"team-a/web/x": 10}}}, "invalid propertyName"),
+        ({"budgets": {"projects": {"/web": 10}}}, "invalid propertyName"),
+        ({"budgets": {"projects": {"team a/web": 10}}}, "invalid propertyName"),
+        ({"budgets": {"projects": {"team-a/web": -1}}}, "/budgets/projects/team-a~1web"),
+        ({"budgets": {"projects": {"team-a/web": "10"}}}, "/budgets/projects/team-a~1web"),
+        ({"budgets": {"projectDefault": -0.5}}, "/budgets/projectDefault"),
         ({"image": {"pullPolicy": "Sometimes"}}, "/image/pullPolicy"),
         ({"serviceMonitor": {"interval": "5 minutes"}}, "/serviceMonitor/interval"),
         ({"serviceMonitor": {"enabled": "true"}}, "/serviceMonitor/enabled"),
@@ -142,6 +153,26 @@ def test_kubernetes_validate_catches_a_broken_manifest(tmp_path: Path) -> None:
         ({"prometheusRule": {"alerts": {"NorthflankTokenExpiringSoon": {"days": 0}}}}, "days"),
         ({"prometheusRule": {"alerts": {"NorthflankDataStale": {"for": "soon"}}}}, "for"),
         ({"prometheusRule": {"selector": '{job="x"}'}}, "/prometheusRule/selector"),
+        (
+            {"prometheusRule": {"alerts": {"NorthflankInvoicePaymentFailed": {"statuses": []}}}},
+            "statuses",
+        ),
+        (
+            {
+                "prometheusRule": {
+                    "alerts": {"NorthflankInvoicePaymentFailed": {"statuses": ["failed|.*"]}}
+                }
+            },
+            "statuses/0",
+        ),
+        (
+            {"prometheusRule": {"alerts": {"NorthflankCreditRunsOut": {"minElapsedHours": 0}}}},
+            "minElapsedHours",
+        ),
+        (
+            {"prometheusRule": {"alerts": {"NorthflankProjectSpendOverBudget": {"budget": 1}}}},
+            "budget",
+        ),
         ({"existingSecret": "Not_A_Name"}, "/existingSecret"),
         ({"tokn": "typo"}, "tokn"),
     ],
@@ -159,8 +190,14 @@ def test_values_schema_rejects_bad_values(values: dict[str, Any], message: str) 
 def test_values_schema_accepts_the_shipped_values() -> None:
     schema = json.loads((CHART / "values.schema.json").read_text())
     assert schema["additionalProperties"] is False
-    for values in (None, {"budgets": {"total": 0, "default": 12.5, "teams": {"t-1": 1}}}):
-        assert template(values).returncode == 0
+    for values in (
+        None,
+        {"budgets": {"total": 0, "default": 12.5, "teams": {"t-1": 1}}},
+        {"budgets": {"projects": {"t-1/p-1": 0, "t-2/p.2": 12.5}, "projectDefault": 0}},
+        {"config": {"ratelimitReserve": 0, "invoiceRefreshSeconds": 0.5}},
+    ):
+        result = template(values)
+        assert result.returncode == 0, result.stderr
 
 
 # --------------------------------------------------------------------------- documentation

@@ -203,6 +203,88 @@
     {{- include "northflank-exporter.runbook" (list $ "NorthflankTeamSpendProjectedOverBudget") | nindent 4 }}
 {{- end }}{{ end }}
 {{- end }}
+{{- with $a.NorthflankCreditRunsOut }}{{ if and .enabled $.Values.config.unbilled }}
+{{- /* Credit is applied when the period's invoice is finalized, against all of it: so it
+  must cover the whole period's spend (projected at the rate so far), not only what is
+  left of it. Spend already over the credit fires without waiting for a projection. An
+  account without credit (available 0, or no credit balance at all) never fires it. */}}
+{{- $min := include "northflank-exporter.number" (mulf 3600 .minElapsedHours) }}
+- alert: NorthflankCreditRunsOut
+  expr: |-
+    (
+        northflank_unbilled_cost{ {{- $s -}} }
+          * ignoring (currency) group_left ()
+        {{- include "northflank-exporter.unbilledToPeriod" (list $ $min) | nindent 8 }}
+      or
+        northflank_unbilled_cost{ {{- $s -}} }
+    )
+    > (northflank_credit_available_amount{ {{- $s -}} } > 0)
+  {{- include "northflank-exporter.alertLabels" (list $ .) | nindent 2 }}
+  annotations:
+    summary: The credit will not cover the current billing period's spend.
+    description: >-
+      {{`At the rate of spend so far, the current billing period will cost {{ printf "%.2f" $value }} {{ $labels.currency | toUpper }} by its end{{ with printf "northflank_unbilled_since_timestamp_seconds{job=%q, instance=%q} + northflank_invoice_period_end_timestamp_seconds{job=%q, instance=%q} - northflank_invoice_period_start_timestamp_seconds{job=%q, instance=%q}" $labels.job $labels.instance $labels.job $labels.instance $labels.job $labels.instance | query }} (about {{ . | first | value | humanizeTimestamp }}){{ end }}, more than the credit available ({{ with printf "northflank_credit_available_amount{job=%q, instance=%q, currency=%q}" $labels.job $labels.instance $labels.currency | query }}{{ . | first | value | printf "%.2f" }}{{ end }}).`}}
+      Credit is applied when the invoice is finalized; what it does not cover is owed as
+      an unpaid invoice (linear projection, the period taken to be as long as the newest
+      invoice's; spend already over the credit counts as it is).
+    {{- include "northflank-exporter.runbook" (list $ "NorthflankCreditRunsOut") | nindent 4 }}
+{{- end }}{{ end }}
+{{- $projects := .Values.budgets.projects }}
+{{- $projectDefault := .Values.budgets.projectDefault }}
+{{- with $a.NorthflankProjectSpendOverBudget }}{{ if and .enabled (or $projects (not (kindIs "invalid" $projectDefault))) }}
+{{- /* One rule per budget: a plain selector and its amount, which Prometheus, promtool and
+  the alert's description name as they are; the default rule leaves out the projects
+  that have their own. */}}
+{{- if not $.Values.config.unbilled }}
+{{- fail "budgets.projects and budgets.projectDefault are checked against northflank_project_unbilled_cost, which needs config.unbilled=true" }}
+{{- end }}
+{{- if eq $.Values.config.unbilledDepth "team" }}
+{{- fail "budgets.projects and budgets.projectDefault are checked against northflank_project_unbilled_cost, which needs config.unbilledDepth project or resource (not team)" }}
+{{- end }}
+{{- $cfg := . }}
+{{- $own := list }}
+{{- range $key, $amount := $projects }}
+{{- $id := splitList "/" $key }}
+{{- $one := printf "northflank_project_unbilled_cost{%s, team=%s, project=%s}" $s (index $id 0 | quote) (index $id 1 | quote) }}
+{{- $own = append $own $one }}
+- alert: NorthflankProjectSpendOverBudget
+  expr: |-
+    {{ $one }} > {{ include "northflank-exporter.number" $amount }}
+  {{- include "northflank-exporter.alertLabels" (list $ $cfg) | nindent 2 }}
+  {{- /* The project's team and project, which its series carry anyway: they tell the
+    rules apart (promtool's lint wants no two rules of one name with the same labels). */}}
+  {{- if not (hasKey $.Values.prometheusRule.alertLabels "team") }}
+    team: {{ index $id 0 | quote }}
+  {{- end }}
+  {{- if not (hasKey $.Values.prometheusRule.alertLabels "project") }}
+    project: {{ index $id 1 | quote }}
+  {{- end }}
+  annotations:
+    summary: A project's spend in the current billing period is over its budget.
+    description: >-
+      {{`Project {{ $labels.project_name }} ({{ $labels.team }}/{{ $labels.project }}) has spent {{ printf "%.2f" $value }} {{ $labels.currency | toUpper }} since the newest invoice (PaaS usage, summed from settled hours),`}}
+      over its budget of {{ include "northflank-exporter.number" $amount }}.
+    {{- include "northflank-exporter.runbook" (list $ "NorthflankProjectSpendOverBudget") | nindent 4 }}
+{{- end }}
+{{- if not (kindIs "invalid" $projectDefault) }}
+- alert: NorthflankProjectSpendOverBudget
+  expr: |-
+    northflank_project_unbilled_cost{ {{- $s -}} } > {{ include "northflank-exporter.number" $projectDefault }}
+    {{- with $own }}
+      unless on (team, project)
+    (
+        {{ join "\n      or\n        " . }}
+    )
+    {{- end }}
+  {{- include "northflank-exporter.alertLabels" (list $ $cfg) | nindent 2 }}
+  annotations:
+    summary: A project's spend in the current billing period is over its budget.
+    description: >-
+      {{`Project {{ $labels.project_name }} ({{ $labels.team }}/{{ $labels.project }}) has spent {{ printf "%.2f" $value }} {{ $labels.currency | toUpper }} since the newest invoice (PaaS usage, summed from settled hours),`}}
+      over the default project budget of {{ include "northflank-exporter.number" $projectDefault }}.
+    {{- include "northflank-exporter.runbook" (list $ "NorthflankProjectSpendOverBudget") | nindent 4 }}
+{{- end }}
+{{- end }}{{ end }}
 {{- with $a.NorthflankInvoiceUnpaid }}{{ if .enabled }}
 - alert: NorthflankInvoiceUnpaid
   expr: |-
@@ -220,5 +302,22 @@
       {{`Invoice {{ $labels.invoice_id }} is unpaid {{ printf "%.0f" $value }} days after its billing period ended`}}
       (threshold {{ include "northflank-exporter.number" .days }} days).
     {{- include "northflank-exporter.runbook" (list $ "NorthflankInvoiceUnpaid") | nindent 4 }}
+{{- end }}{{ end }}
+{{- with $a.NorthflankInvoicePaymentFailed }}{{ if .enabled }}
+{{- /* The status label holds what the API says (open, paid, void, uncollectible,
+  payment_failed, ...): an open set, matched against the statuses given. */}}
+- alert: NorthflankInvoicePaymentFailed
+  expr: |-
+    (northflank_invoice_status{ {{- $s }}, status=~{{ join "|" .statuses | quote }}} == 1)
+      * ignoring (status, invoice_id, currency) group_left (invoice_id)
+    northflank_invoice_info{ {{- $s -}} }
+  {{- include "northflank-exporter.alertLabels" (list $ .) | nindent 2 }}
+  annotations:
+    summary: The payment of the newest Northflank invoice failed.
+    description: >-
+      {{`Invoice {{ $labels.invoice_id }} has the payment status {{ $labels.status }}`}}
+      ({{ join ", " .statuses }} fire this alert): Northflank has not been paid for it and
+      may restrict the account. Fix the payment method and pay it on Northflank's billing page.
+    {{- include "northflank-exporter.runbook" (list $ "NorthflankInvoicePaymentFailed") | nindent 4 }}
 {{- end }}{{ end }}
 {{- end }}
