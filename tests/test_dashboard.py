@@ -7,6 +7,7 @@ Needs Debian's ``prometheus`` and, for the model check, Grafana's dashboard mode
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import subprocess
@@ -35,7 +36,8 @@ BUILTINS = {
     "__range_ms": "300000",
     "__interval_ms": "5000",
 }
-# Dashboard variables: "All" of each (they are all regex-matched with =~).
+# Dashboard variables: "All" of each (they are all regex-matched with =~); a custom
+# variable (the "This month" panels' Top N) takes its default, as Grafana does.
 VARIABLE_VALUE = ".*"
 VARIABLE_REF = re.compile(r"\$\{(\w+)(?::\w+)?\}|\$(\w+)|\[\[(\w+)(?::\w+)?\]\]")
 LABEL_VALUES = re.compile(r"^label_values\((?:(?P<expr>.*),\s*)?(?P<label>\w+)\)$", re.S)
@@ -64,12 +66,19 @@ def variable_names(dashboard: dict[str, Any]) -> set[str]:
     return {var["name"] for var in dashboard["templating"]["list"]}
 
 
+@functools.cache
+def custom_values() -> dict[str, str]:
+    """The default value of each custom variable of the dashboard."""
+    variables = load_dashboard()["templating"]["list"]
+    return {v["name"]: v["current"]["value"] for v in variables if v["type"] == "custom"}
+
+
 def substitute(expr: str) -> str:
     """Replace Grafana's variables in a PromQL expression as Grafana would."""
 
     def repl(match: re.Match[str]) -> str:
         name = match.group(1) or match.group(2) or match.group(3)
-        return BUILTINS.get(name, VARIABLE_VALUE)
+        return BUILTINS.get(name) or custom_values().get(name, VARIABLE_VALUE)
 
     return VARIABLE_REF.sub(repl, expr)
 
@@ -213,9 +222,11 @@ def test_dashboard_variables() -> None:
 
 
 def test_dashboard_covers_the_contract() -> None:
-    """The layout the issue asks for: totals and trend, teams, projects and resources,
+    """The layout the issues ask for: totals and trend, teams, projects and resources,
     resource types, dimensions, BYOC vs PaaS, invoice details and exporter health (the
-    API token's expiry and owner among it)."""
+    API token's expiry and owner among it); the invoice's status, the credit balance, the
+    billing contract read, the waits for the rate limit, and this month broken down by
+    project and resource with how far the breakdown goes."""
     text = json.dumps([expr for _, _, expr in panel_targets(load_dashboard())])
     for family in (
         m.INVOICE_AMOUNT.name,
@@ -247,8 +258,21 @@ def test_dashboard_covers_the_contract() -> None:
         m.BUILD_INFO.name,
         m.TOKEN_EXPIRY.name,
         m.TOKEN_INFO.name,
+        m.INVOICE_STATUS.name,
+        m.CREDIT_AVAILABLE.name,
+        m.CREDIT_PENDING.name,
+        m.CREDIT_GRANT_AVAILABLE.name,
+        m.CREDIT_GRANT_PENDING.name,
+        m.CUSTOMER_BALANCE.name,
+        m.CREDIT_SYNCED.name,
+        m.API_CONTRACT.name,
+        m.RATELIMIT_WAIT.sample_name,
+        m.PROJECT_UNBILLED_COST.name,
+        m.RESOURCE_TYPE_UNBILLED_COST.name,
+        m.RESOURCE_UNBILLED_COST.name,
+        m.UNBILLED_BREAKDOWN_THROUGH.name,
     ):
-        assert family in text, f"no panel shows {family}"
+        assert re.search(rf"\b{family}\b", text), f"no panel shows {family}"
 
 
 # --------------------------------------------------------------------------- live queries
@@ -256,13 +280,15 @@ def test_dashboard_covers_the_contract() -> None:
 
 @pytest.fixture(scope="module")
 def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusServer]:
-    """Prometheus that has scraped ``northflank-exporter --demo`` (budgets set) for a while."""
+    """Prometheus that has scraped ``northflank-exporter --demo`` (budgets set, this month
+    broken down to resources) for a while."""
     workdir = tmp_path_factory.mktemp("prometheus")
     exporter = Exporter(
         "--demo",
         "--poll-interval-seconds",
         "2",
-        env={"NORTHFLANK_BUDGETS": "*=100, team-1=50000"},
+        # the breakdown down to resources, for the "This month by resource" panels
+        env={"NORTHFLANK_BUDGETS": "*=100, team-1=50000", "NORTHFLANK_UNBILLED_DEPTH": "resource"},
     )
     with exporter:
         exporter.wait_ready(timeout=30)
