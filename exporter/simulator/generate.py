@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from exporter.simulator.model import (
     KNOWN_RESOURCE_TYPES,
     RESOURCE_TYPES,
+    Credit,
     Invoice,
     InvoiceTeam,
     LineItem,
@@ -84,7 +85,9 @@ def generate_organisation(
     ``service-1``, ``volume-2``, ...). Even-numbered teams use no GPU, so their prices
     have no ``gpu`` field. ``invoices`` monthly invoices, the newest ending at the start
     of the current UTC month (of ``now``), each older one a month earlier with smaller
-    figures; the newest is unpaid.
+    figures; the newest is ``open`` (unpaid), the older ones ``paid``. The credit balance
+    has 500.00 of grants available, 200.00 pending and a customer balance of 25.50 (25.505
+    with ``fractional_cents``).
 
     ``resource_types`` (default the seven of :data:`RESOURCE_TYPES`; any of
     :data:`KNOWN_RESOURCE_TYPES`, e.g. with ``"harness"``) are the types every project
@@ -128,13 +131,14 @@ def generate_organisation(
                 ],
                 discount=_scale(1_500, age),
                 tax_percent=20,
-                paid=age > 0,
+                status="paid" if age > 0 else "open",
             )
         )
     if fractional_cents:
         for invoice in made:
             _add_fractions(invoice)
-    return Organisation(teams=team_list, invoices=_shuffled(made, rng))
+    credit = Credit(50_000, 20_000, 2_550.5 if fractional_cents else 2_550)
+    return Organisation(teams=team_list, invoices=_shuffled(made, rng), credit=credit)
 
 
 def _generate_team(index: int, rng: random.Random) -> Team:

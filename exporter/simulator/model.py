@@ -103,7 +103,18 @@ class Invoice:
     extra_line_items: list[LineItem] = field(default_factory=list)
     discount: float = 0
     tax_percent: float = 20
-    paid: bool = False
+    # What Stripe reports ("paid", "open", "payment_failed", "uncollectible", "void" ...):
+    # current answers carry it, legacy ones the ``paid`` it implies.
+    status: str = "open"
+
+    @property
+    def paid(self) -> bool:
+        """What a legacy answer says: ``status == "paid"``."""
+        return self.status == "paid"
+
+    @paid.setter
+    def paid(self, paid: bool) -> None:
+        self.status = "paid" if paid else "open"
 
     def team(self, team_id: str) -> InvoiceTeam:
         for team in self.teams:
@@ -120,6 +131,29 @@ class Team:
     name: str
     description: str
     created_at: str
+
+
+@dataclass
+class Credit:
+    """The credit balance (``GET /v1/billing/credit-balance``), in cents.
+
+    ``total.available`` is derived: the grants available plus a customer balance in the
+    customer's favour (a balance owed "surfaces as an unpaid invoice instead");
+    ``total.pending`` is the grants pending.
+    """
+
+    grants_available: float = 0
+    grants_pending: float = 0
+    customer_balance: float = 0  # positive: in the customer's favour; negative: owed
+    currency: str = "usd"
+
+    @property
+    def available(self) -> float:
+        return self.grants_available + max(0, self.customer_balance)
+
+    @property
+    def pending(self) -> float:
+        return self.grants_pending
 
 
 # --------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ setters for the figures tests change between polls (and
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import random
 import threading
 from collections.abc import Iterator
@@ -21,6 +22,7 @@ from exporter.simulator.model import (
     BYOC_DIMENSIONS,
     HOUR,
     PAAS_DIMENSIONS,
+    Credit,
     Invoice,
     LineItem,
     Price,
@@ -55,6 +57,7 @@ class OrganisationData:
 
     teams: list[Team]
     invoices: list[Invoice]
+    credit: Credit | None = None  # None: the credit balance answers 404
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False, compare=False)
     _version: int = field(default=0, repr=False, compare=False)
     _cache: dict[str, tuple[int, Aggregates]] = field(
@@ -152,6 +155,24 @@ class OrganisationData:
             invoice = self.invoice(invoice_id)
             invoice.period_start, invoice.period_end = start, end
 
+    def set_status(self, invoice_id: str, status: str) -> None:
+        """Set an invoice's payment ``status`` (any string: ``"paid"``, ``"open"``,
+        ``"payment_failed"``, ``"uncollectible"``, ``"void"`` ...); legacy answers say
+        ``paid: true`` for ``"paid"`` only."""
+        with self.mutate():
+            self.invoice(invoice_id).status = status
+
+    def set_credit(self, credit: Credit | None = None, /, **fields: float | str) -> None:
+        """Set the credit balance: ``credit`` (None and no ``fields``: no balance at all,
+        the endpoint answers 404), or with ``fields`` (``grants_available``,
+        ``grants_pending``, ``customer_balance`` in cents, ``currency``) those fields of
+        ``credit``, else of the current balance (of a zero one when there is none)."""
+        with self.mutate():
+            if fields:
+                base = credit or self.credit or Credit()
+                credit = dataclasses.replace(base, **fields)  # type: ignore[arg-type]
+            self.credit = credit
+
     def aggregates(self, invoice: Invoice) -> Aggregates:
         """The invoice's sums, cached until the next :meth:`mutate`."""
         with self.lock:
@@ -244,5 +265,5 @@ def _next_invoice(previous: Invoice, end: float, taken: set[str]) -> Invoice:
         ],
         discount=vary(previous.discount),
         tax_percent=previous.tax_percent,
-        paid=False,
+        status="open",
     )
