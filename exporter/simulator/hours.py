@@ -1,5 +1,6 @@
 """Hourly usage answers: which hours a usage call answers, each hour's figures (the
-running hour partly filled), and the usage history before the newest invoice.
+running hour partly filled; some teams', projects' or resource types' only), their sums
+by day, month or span, and the usage history before the newest invoice.
 
 Pure functions of the organisation's data and the request's time, for :mod:`.views`
 and :mod:`.api`.
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
 
 from exporter.simulator.model import (
     BYOC_DIMENSIONS,
@@ -16,11 +18,15 @@ from exporter.simulator.model import (
     Invoice,
     Json,
     Price,
+    add_price,
     price_json,
     sum_prices,
+    zero_price,
 )
 from exporter.simulator.org import OrganisationData
-from exporter.simulator.usage import UsageRates, usage_since
+from exporter.simulator.usage import Match, UsageRates, usage_since
+
+DAY = 24 * HOUR
 
 
 def usage_hours(
@@ -43,6 +49,10 @@ def usage_hours(
     return list(range(since + (stop - 1) * HOUR, since + first * HOUR - 1, -HOUR))
 
 
+# (hour start, PaaS cents, BYOC cents or None: no ``byocUsage``) of one usage entry
+Figures = tuple[int, Price, Price | None]
+
+
 def usage_entries(
     hours: Iterable[int], rates: UsageRates, team_id: str | None, now: float | None = None
 ) -> list[Json]:
@@ -55,25 +65,75 @@ def usage_entries(
     organisation's PaaS figure is the sum of its teams', its BYOC figure the full one's
     times the fraction, rounded the same way.
     """
-    entries = []
+    return [entry_json(*figures) for figures in hour_figures(hours, rates, team_id, now)]
+
+
+def hour_figures(
+    hours: Iterable[int],
+    rates: UsageRates,
+    team_id: str | None,
+    now: float | None = None,
+    match: Match | None = None,
+    teams: frozenset[str] | None = None,
+) -> list[Figures]:
+    """:func:`usage_entries`' figures, in cents; with ``match`` (project IDs, resource
+    types) of the matching resources only, and on the organisation's path with
+    ``teams`` of those teams only (BYOC stays customer-wide)."""
+    filtered = teams is not None or (match is not None and match != (None, None))
+    made: list[Figures] = []
     for hour in hours:
         fraction = 1.0 if now is None else running_fraction(hour, now)
         if team_id is not None:
-            team = rates.team_hour(team_id, hour)
-            if fraction < 1:
-                team = _partial(team, fraction)
-            entries.append({"timestamp": hour, "paasUsage": {"price": price_json(team)}})
+            team = rates.team_hour(team_id, hour, match)
+            made.append((hour, partial(team, fraction) if fraction < 1 else team, None))
             continue
-        if fraction < 1:
-            paas = sum_prices(_partial(rates.team_hour(t, hour), fraction) for t in rates.team_ids)
+        if fraction < 1 or filtered:
+            paas = sum_prices(
+                partial(rates.team_hour(t, hour, match), fraction)
+                if fraction < 1
+                else rates.team_hour(t, hour, match)
+                for t in rates.team_ids
+                if teams is None or t in teams
+            )
         else:
             paas = rates.paas_hour(hour)
-        entry: Json = {"timestamp": hour, "paasUsage": {"price": price_json(paas)}}
-        if rates.byoc is not None:
-            byoc = rates.byoc if fraction >= 1 else _partial(rates.byoc, fraction)
-            entry["byocUsage"] = {"price": price_json(byoc, BYOC_DIMENSIONS)}
-        entries.append(entry)
-    return entries
+        byoc = rates.byoc
+        if byoc is not None and fraction < 1:
+            byoc = partial(byoc, fraction)
+        made.append((hour, paas, byoc))
+    return made
+
+
+def entry_json(timestamp: float, paas: Price, byoc: Price | None) -> Json:
+    """A usage entry (legacy keys, cents): ``byocUsage`` only when ``byoc`` is given."""
+    entry: Json = {"timestamp": timestamp, "paasUsage": {"price": price_json(paas)}}
+    if byoc is not None:
+        entry["byocUsage"] = {"price": price_json(byoc, BYOC_DIMENSIONS)}
+    return entry
+
+
+def bucket_of(hour: int, granularity: str) -> int:
+    """The start of the UTC day (``day``) or month (``month``) holding ``hour``; the
+    hour itself for ``hour``."""
+    if granularity == "day":
+        return hour - hour % DAY
+    if granularity == "month":
+        moment = datetime.fromtimestamp(hour, UTC)
+        return int(datetime(moment.year, moment.month, 1, tzinfo=UTC).timestamp())
+    return hour
+
+
+def sum_figures(figures: Iterable[Figures], timestamp: int) -> Figures:
+    """One entry's figures summing ``figures`` (BYOC present when any has it)."""
+    paas = zero_price()
+    byoc: Price | None = None
+    for _, hour_paas, hour_byoc in figures:
+        add_price(paas, hour_paas)
+        if hour_byoc is not None:
+            if byoc is None:
+                byoc = {}
+            add_price(byoc, hour_byoc)
+    return timestamp, paas, byoc
 
 
 def running_fraction(hour: int, now: float) -> float:
@@ -81,7 +141,8 @@ def running_fraction(hour: int, now: float) -> float:
     return min(1.0, max(0.0, (now - hour) / HOUR))
 
 
-def _partial(price: Mapping[str, float], fraction: float) -> Price:
+def partial(price: Mapping[str, float], fraction: float) -> Price:
+    """``price`` times ``fraction`` (of the running hour), rounded to 1/1024 cent."""
     return {dim: round(cents * fraction * 1024) / 1024 for dim, cents in price.items()}
 
 
@@ -109,10 +170,23 @@ def history_entries(
 ) -> list[Json]:
     """:func:`usage_entries` of ``hours`` (newest first), each hour priced from
     :func:`pricing_invoice` (every hour after the newest invoice from the newest one, as
-    without history): runs of hours priced by the same invoice are rendered together."""
+    without history)."""
+    return [entry_json(*figures) for figures in history_figures(org, hours, team_id, now)]
+
+
+def history_figures(
+    org: OrganisationData,
+    hours: Iterable[int],
+    team_id: str | None,
+    now: float | None = None,
+    match: Match | None = None,
+    teams: frozenset[str] | None = None,
+) -> list[Figures]:
+    """:func:`hour_figures` of ``hours``, each hour priced from :func:`pricing_invoice`:
+    runs of hours priced by the same invoice are computed together."""
     ordered = sorted(org.invoices, key=lambda invoice: invoice.period_end)
     starts = [usage_since(invoice) for invoice in ordered]
-    entries: list[Json] = []
+    made: list[Figures] = []
     run: list[int] = []
     run_invoice: Invoice | None = None
     for hour in hours:
@@ -120,10 +194,11 @@ def history_entries(
         invoice = ordered[index]
         if invoice is not run_invoice and run:
             assert run_invoice is not None
-            entries += usage_entries(run, org.usage_rates(run_invoice), team_id, now)
+            rates = org.usage_rates(run_invoice)
+            made += hour_figures(run, rates, team_id, now, match, teams)
             run = []
         run_invoice = invoice
         run.append(hour)
     if run and run_invoice is not None:
-        entries += usage_entries(run, org.usage_rates(run_invoice), team_id, now)
-    return entries
+        made += hour_figures(run, org.usage_rates(run_invoice), team_id, now, match, teams)
+    return made

@@ -66,6 +66,9 @@ class OrganisationData:
     _usage_cache: dict[str, tuple[int, UsageRates]] = field(
         default_factory=dict, repr=False, compare=False
     )
+    _hour_cache: dict[tuple[str, int], tuple[Invoice, Aggregates]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
 
     @contextlib.contextmanager
     def mutate(self) -> Iterator[OrganisationData]:
@@ -77,6 +80,7 @@ class OrganisationData:
                 self._version += 1
                 self._cache.clear()
                 self._usage_cache.clear()
+                self._hour_cache.clear()
 
     def invoice(self, invoice_id: str) -> Invoice:
         with self.lock:
@@ -192,6 +196,39 @@ class OrganisationData:
             rates = UsageRates(invoice)
             self._usage_cache[invoice.id] = (self._version, rates)
             return rates
+
+    def usage_hour(
+        self, invoice: Invoice, hour: int, fraction: float = 1.0
+    ) -> tuple[Invoice, Aggregates]:
+        """The usage hour starting at ``hour``, priced from ``invoice``, as an invoice of
+        its own (its period that hour, each resource its figure of the hour: see
+        :meth:`~.usage.UsageRates.hour_teams`; BYOC the hour's) and its sums. With
+        ``fraction`` < 1 (the running hour) every figure times it, rounded to 1/1024
+        cent. Whole hours are cached until the next :meth:`mutate`."""
+        with self.lock:
+            key = (invoice.id, hour)
+            cached = self._hour_cache.get(key) if fraction >= 1 else None
+            if cached is not None:
+                return cached
+            rates = self.usage_rates(invoice)
+            teams = rates.hour_teams(hour)
+            byoc = rates.byoc
+            if fraction < 1:
+
+                def part(cents: float) -> float:
+                    return round(cents * fraction * 1024) / 1024
+
+                teams = [map_prices(team, part) for team in teams]
+                byoc = None if byoc is None else {k: part(v) for k, v in byoc.items()}
+            as_invoice = Invoice(
+                invoice.id, hour, hour + HOUR, teams, currency=invoice.currency, byoc=byoc
+            )
+            made = (as_invoice, aggregate(as_invoice))
+            if fraction >= 1:
+                if len(self._hour_cache) >= 64:
+                    self._hour_cache.clear()
+                self._hour_cache[key] = made
+            return made
 
     def close_period(self, end: float) -> Invoice:
         """Finalize a new invoice from the newest one's ``period.end`` to ``end``.
