@@ -13,16 +13,18 @@ nothing sleeps for real and nothing depends on the machine's speed.
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import selectors
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import httpx
 
-from exporter.simulator import Api, ApiError, ApiMode, Caller, Organisation
+from exporter.simulator import Api, ApiError, ApiMode, Organisation
 from exporter.simulator.api import route
-from exporter.simulator.views import FULL_PERMISSIONS
+from exporter.simulator.contract import check_modes
+from exporter.simulator.tokens import caller_of
 
 T = TypeVar("T")
 Fault = Callable[["Sent"], "httpx.Response | Awaitable[httpx.Response] | None"]
@@ -72,7 +74,13 @@ class FakeApi:
     0 (what the usage endpoints see as now: ``wall_clock()``). ``rate_limit``: requests
     per ``rate_window`` seconds, sent as ``x-ratelimit-remaining`` / ``x-ratelimit-reset``
     on every answer (429 once spent). ``fault``: called with each request first; a
-    response it returns (or awaits to) is the answer instead.
+    response it returns (or awaits to) is the answer instead. Every answer has a
+    ``Date`` header from ``wall_clock()``.
+
+    As :class:`~exporter.simulator.Simulator`: ``contract`` (``legacy``, ``current``,
+    ``legacy-pinned``) and ``endpoint_contracts``, ``single_team`` (the token is that
+    team's), ``team_read``, ``granularity_total``, ``running_hour``, ``usage_history``
+    and ``page_size``.
     """
 
     token = "virtual-token"
@@ -87,7 +95,27 @@ class FakeApi:
         rate_limit: int | None = None,
         rate_window: float = 3600.0,
         fault: Fault | None = None,
+        contract: str = "legacy",
+        endpoint_contracts: Mapping[str, str] | None = None,
+        single_team: str | None = None,
+        team_read: bool = True,
+        granularity_total: bool = True,
+        running_hour: bool = True,
+        usage_history: bool = False,
+        page_size: int = 50,
     ) -> None:
+        check_modes(contract, endpoint_contracts or {})
+        self.mode = ApiMode(
+            page_size=page_size,
+            running_hour=running_hour,
+            usage_history=usage_history,
+            contract=contract,
+            endpoint_contracts=dict(endpoint_contracts or {}),
+            single_team=single_team,
+            granularity_total=granularity_total,
+        )
+        entity = ("org", "virtual-org") if single_team is None else ("team", single_team)
+        self.caller = caller_of(entity, team_read=team_read)
         self.org = org
         self.loop = loop
         self.latency = latency
@@ -130,6 +158,7 @@ class FakeApi:
             else:
                 response = await faulted
         response.headers.update(self._window_headers())
+        response.headers["Date"] = email.utils.formatdate(self.wall_clock(), usegmt=True)
         return response
 
     def _spend(self) -> bool:
@@ -150,10 +179,9 @@ class FakeApi:
         return {"x-ratelimit-remaining": str(remaining), "x-ratelimit-reset": f"{reset:.3f}"}
 
     def _answer(self, sent: Sent) -> httpx.Response:
-        caller = Caller("org", "virtual-org", FULL_PERMISSIONS, None)
         try:
             handler, params = route(sent.path)
-            api = Api(self.org, ApiMode(), caller, self.wall_clock())
+            api = Api(self.org, self.mode, self.caller, self.wall_clock())
             with self.org.lock:
                 data, pagination = handler(api, params, sent.query, sent.path)
         except ApiError as error:

@@ -9,12 +9,15 @@ import threading
 import time
 from types import FrameType
 
+from exporter.simulator.contract import MODES
 from exporter.simulator.generate import generate_organisation
-from exporter.simulator.server import DEFAULT_TOKEN, Simulator
+from exporter.simulator.server import Simulator
+from exporter.simulator.tokens import DEFAULT_TOKEN
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m exporter.simulator``: serve a generated organisation until a signal."""
+def make_simulator(argv: list[str] | None = None) -> Simulator:
+    """The simulator ``python -m exporter.simulator`` serves with these arguments (not
+    started)."""
     parser = argparse.ArgumentParser(
         prog="python -m exporter.simulator", description="A fake Northflank billing API."
     )
@@ -46,6 +49,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--fractional-cents", action="store_true", help="half and quarter cents in figures"
     )
+    parser.add_argument(
+        "--contract",
+        choices=MODES,
+        default="current",
+        help="billing contract: current (default), legacy (current with "
+        "removeLegacyFields=true) or legacy-pinned",
+    )
+    parser.add_argument(
+        "--single-team", metavar="TEAM_ID", default=None, help="the token is this team's"
+    )
+    parser.add_argument(
+        "--no-granularity-total",
+        action="store_true",
+        help="usage: refuse granularity=total (400)",
+    )
+    parser.add_argument("--no-credit", action="store_true", help="no credit balance (404)")
+    parser.add_argument(
+        "--no-team-read", action="store_true", help="the token cannot read teams (403)"
+    )
     args = parser.parse_args(argv)
     org = generate_organisation(
         args.teams,
@@ -56,6 +78,8 @@ def main(argv: list[str] | None = None) -> int:
         byoc=not args.no_byoc,
         fractional_cents=args.fractional_cents,
     )
+    if args.no_credit:
+        org.set_credit(None)
     expires = args.token_expires_in_days
     sim = Simulator(
         org,
@@ -69,8 +93,18 @@ def main(argv: list[str] | None = None) -> int:
         legacy_billing=args.legacy_billing,
         usage_history=args.usage_history,
         token_expires_at=None if expires is None else time.time() + expires * 86400,
+        contract=args.contract,
+        single_team=args.single_team,
+        team_read=not args.no_team_read,
+        granularity_total=not args.no_granularity_total,
     )
     sim.faults.latency = args.latency
+    return sim
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m exporter.simulator``: serve a generated organisation until a signal."""
+    sim = make_simulator(argv)
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:

@@ -19,7 +19,7 @@ from exporter.simulator.model import (
     Team,
     map_prices,
 )
-from exporter.simulator.views import Organisation
+from exporter.simulator.organisation import Organisation
 
 _TEAM_NAMES = (
     "Platform Café",  # a non-ASCII name, to test label escaping and decoding

@@ -1,28 +1,29 @@
 """The HTTP side of the simulator: :class:`Simulator`.
 
-A ``ThreadingHTTPServer`` on loopback whose handler checks the bearer token (tokens and
-what ``GET /v1/auth`` says of them), spends the per-token rate-limit window, applies
-the injected :class:`~.faults.Faults`, records every request (:class:`RequestRecord`)
-and otherwise answers from the routes of :mod:`.api` in the API's envelopes. Its
-``clock`` (``time.time`` or a :class:`ManualClock`) says which usage hours have ended
-(and how much of the running one) and when a token expires.
+A ``ThreadingHTTPServer`` on loopback whose handler checks the bearer token
+(:func:`~.tokens.authorize`), spends the per-token rate-limit window, applies the
+injected :class:`~.faults.Faults`, records every request (:class:`RequestRecord`) and
+otherwise answers from the routes of :mod:`.api` in the API's envelopes. Its ``clock``
+(``time.time`` or a :class:`ManualClock`) says which usage hours have ended (and how
+much of the running one), when a token expires, and what every answer's ``Date``
+header says.
 """
 
 from __future__ import annotations
 
 import contextlib
-import secrets
+import email.utils
 import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from exporter.simulator.api import Api, ApiMode, route
+from exporter.simulator.contract import check_modes
 from exporter.simulator.faults import (
     Faults,
     RateWindows,
@@ -33,47 +34,11 @@ from exporter.simulator.faults import (
 )
 from exporter.simulator.generate import generate_organisation
 from exporter.simulator.model import Json
+from exporter.simulator.organisation import Organisation
 from exporter.simulator.paging import MAX_PAGE_SIZE
-from exporter.simulator.views import (
-    FULL_PERMISSIONS,
-    NO_BILLING_PERMISSIONS,
-    ApiError,
-    Caller,
-    Organisation,
-)
-
-DEFAULT_TOKEN = "sim-token"  # noqa: S105 - a fixed demo token, not a secret
-DEFAULT_ENTITY = ("org", "sim-org")  # what GET /v1/auth says the token belongs to
-
-
-@dataclass
-class RequestRecord:
-    """One request seen; ``status`` is None while it runs or when it got no answer."""
-
-    method: str
-    path: str
-    query: dict[str, str]
-    time: float  # time.monotonic() at arrival
-    status: int | None = None
-
-
-class ManualClock:
-    """A clock tests move by hand: ``Simulator(org, clock=ManualClock(t))``, then
-    ``clock.advance(3600)``. Calling it returns ``now`` (Unix seconds)."""
-
-    def __init__(self, start: float) -> None:
-        self.now = float(start)
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> float:
-        """Move ``now`` on by ``seconds``; return the new ``now``."""
-        self.now += seconds
-        return self.now
-
-    def __repr__(self) -> str:
-        return f"ManualClock({self.now!r})"
+from exporter.simulator.records import RequestLog, RequestRecord
+from exporter.simulator.tokens import DEFAULT_ENTITY, DEFAULT_TOKEN, Caller, authorize
+from exporter.simulator.views import ApiError
 
 
 class _Server(ThreadingHTTPServer):
@@ -101,6 +66,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         """Quiet: no line per request."""
+
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        """The ``Date`` header (IMF-fixdate): the simulator's clock, not the machine's."""
+        now = self.server.simulator.clock() if timestamp is None else timestamp
+        return email.utils.formatdate(now, usegmt=True)
 
     def setup(self) -> None:
         super().setup()
@@ -162,7 +132,17 @@ class Simulator:
     ``legacy_billing`` serves the older billing API (see the package docstring).
     ``usage_history`` serves usage hours before the newest invoice too (from the oldest
     invoice's end, each hour priced from the invoice whose period holds it; see
-    :func:`~.views.usage_view`), what ``northflank-exporter backfill`` reads.
+    :func:`~.usage_views.usage_view`), what ``northflank-exporter backfill`` reads.
+
+    Contracts: ``contract`` is ``"legacy"`` (the legacy contract, the current one to a
+    request with ``removeLegacyFields=true``), ``"current"`` (always the current one) or
+    ``"legacy-pinned"`` (always the legacy one); ``endpoint_contracts`` gives some of
+    ``list_invoices``, ``get_invoice``, ``list_usage``, ``get_usage``,
+    ``credit_balance`` a mode of their own. ``single_team`` makes the token a team's
+    (``GET /v1/auth`` says so; its answers cover that team only, see the package
+    docstring); without ``team_read`` it lacks "Organisation > Team > General > Read"
+    (403 from ``GET /v1/teams`` and ``GET /v1/teams/{teamId}``); without
+    ``granularity_total`` the usage list refuses ``granularity=total`` (400).
     """
 
     def __init__(
@@ -185,10 +165,23 @@ class Simulator:
         token_entity: tuple[str, str] = DEFAULT_ENTITY,
         token_expires_at: float | None = None,
         usage_history: bool = False,
+        contract: str = "legacy",
+        endpoint_contracts: Mapping[str, str] | None = None,
+        single_team: str | None = None,
+        team_read: bool = True,
+        granularity_total: bool = True,
     ) -> None:
         if page_size < 1:
             raise ValueError("page_size must be at least 1")
+        check_modes(contract, endpoint_contracts or {})
         self.org = org if org is not None else generate_organisation()
+        if single_team is not None and all(t.id != single_team for t in self.org.teams):
+            raise ValueError(f"single_team: the organisation has no team {single_team!r}")
+        self.contract = contract
+        self.endpoint_contracts = dict(endpoint_contracts or {})
+        self.single_team = single_team
+        self.team_read = team_read
+        self.granularity_total = granularity_total
         self.token = token
         self.forbidden_tokens = frozenset(forbidden_tokens)
         self.no_billing_tokens = frozenset(no_billing_tokens)
@@ -207,7 +200,7 @@ class Simulator:
         self.clock = clock
         self.faults = Faults()
         self._lock = threading.Lock()
-        self._requests: list[RequestRecord] = []
+        self._log = RequestLog()
         self._windows = RateWindows()
         self._connections: set[socket.socket] = set()
         self._stopping = threading.Event()
@@ -270,8 +263,7 @@ class Simulator:
     @property
     def requests(self) -> list[RequestRecord]:
         """A copy of the requests seen so far, oldest first."""
-        with self._lock:
-            return list(self._requests)
+        return self._log.records()
 
     def count(
         self,
@@ -281,11 +273,10 @@ class Simulator:
     ) -> int:
         """Requests seen whose path starts with ``path_prefix`` and whose query has the
         key ``query_has`` (a string) or all the pairs of ``query_has`` (a mapping)."""
-        return sum(1 for r in self.requests if _selected(r, path_prefix, query_has))
+        return self._log.count(path_prefix=path_prefix, query_has=query_has)
 
     def clear_requests(self) -> None:
-        with self._lock:
-            self._requests.clear()
+        self._log.clear()
 
     def reset_rate_limit(self) -> None:
         """Forget every rate-limit window (the next request starts a new one)."""
@@ -294,10 +285,7 @@ class Simulator:
     # -- serving (called by the handler threads) --------------------------------------
 
     def _record(self, method: str, path: str, query: dict[str, str]) -> RequestRecord:
-        record = RequestRecord(method, path, query, time.monotonic())
-        with self._lock:
-            self._requests.append(record)
-        return record
+        return self._log.add(method, path, query)
 
     def _connection_opened(self, connection: socket.socket) -> None:
         with self._lock:
@@ -353,6 +341,10 @@ class Simulator:
                 self.running_hour,
                 self.legacy_billing,
                 self.usage_history,
+                self.contract,
+                self.endpoint_contracts,
+                self.single_team,
+                self.granularity_total,
             )
             api = Api(self.org, mode, caller, now)
             with self.org.lock:
@@ -365,34 +357,14 @@ class Simulator:
         return json_response(200, document)
 
     def _authorize(self, authorization: str | None, now: float) -> Caller:
-        scheme, _, token = (authorization or "").partition(" ")
-        token = token.strip()
-        if not authorization:
-            raise ApiError(401, "Missing API token")
-        if scheme.lower() != "bearer":
-            raise ApiError(401, "Invalid API token")
-        permissions: tuple[str, ...]
-        if secrets.compare_digest(token.encode(), self.token.encode()):
-            permissions = FULL_PERMISSIONS
-        elif token in self.no_billing_tokens:
-            permissions = NO_BILLING_PERMISSIONS
-        elif token in self.forbidden_tokens:
-            raise ApiError(403, "Token lacks the permission Organisation > Admin > Billing > Read")
-        else:
-            raise ApiError(401, "Invalid API token")
-        if self.token_expires_at is not None and now >= self.token_expires_at:
-            raise ApiError(401, "API token expired")
-        entity_type, entity_id = self.token_entity
-        return Caller(entity_type, entity_id, permissions, self.token_expires_at)
-
-
-def _selected(
-    record: RequestRecord, path_prefix: str | None, query_has: str | Mapping[str, str] | None
-) -> bool:
-    if path_prefix is not None and not record.path.startswith(path_prefix):
-        return False
-    if query_has is None:
-        return True
-    if isinstance(query_has, str):
-        return query_has in record.query
-    return all(record.query.get(k) == v for k, v in query_has.items())
+        entity = self.token_entity if self.single_team is None else ("team", self.single_team)
+        return authorize(
+            authorization,
+            now,
+            token=self.token,
+            no_billing_tokens=self.no_billing_tokens,
+            forbidden_tokens=self.forbidden_tokens,
+            entity=entity,
+            expires_at=self.token_expires_at,
+            team_read=self.team_read,
+        )

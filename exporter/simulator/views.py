@@ -1,29 +1,26 @@
 """Pure view builders: from the organisation to the API's documents.
 
 What the answers look like (invoice headers and summaries, the filter semantics of
-"Get invoice", team entries, hourly usage entries with the running hour, ``/v1/auth``),
-as functions of the data; errors are raised as :class:`ApiError`. Nothing here knows
-about paging (:mod:`.paging`), routes (:mod:`.api`), HTTP, sockets, faults or clocks
-(:mod:`.server`: the time of a request is passed in).
-
-:class:`Organisation` is :class:`~.org.OrganisationData` with the ``render_*`` methods
-tests use to compute what the API answers.
+"Get invoice" and the one team a single-team token reads, team entries, the credit
+balance), as functions of the data, in the legacy contract's shape (cents,
+``paasUsage``), which :func:`~.contract.to_contract` turns into the contract asked for;
+errors are raised as :class:`ApiError`. Nothing here knows about paging
+(:mod:`.paging`), routes (:mod:`.api`), HTTP, sockets, faults or clocks (:mod:`.server`:
+the time of a request is passed in).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from exporter.simulator.hours import (
-    history_entries,
-    usage_first_hour,
-    usage_hours,
-)
+from exporter.simulator.contract import Contract, lift_team, major
 from exporter.simulator.model import (
     BYOC_DIMENSIONS,
     KNOWN_RESOURCE_TYPES,
+    Credit,
     Invoice,
     InvoiceTeam,
     Json,
@@ -37,7 +34,9 @@ from exporter.simulator.model import (
     sum_prices,
     zero_price,
 )
-from exporter.simulator.org import Aggregates, OrganisationData
+from exporter.simulator.org import Aggregates
+
+ONE_TEAM = "teamId is not accepted from a token that can only read one team"
 
 
 class ApiError(Exception):
@@ -67,8 +66,32 @@ class InvoiceFilter:
         return self.team_id is not None or self.narrows
 
 
+def team_scope(
+    team_id: str | None, contract: Contract, single_team: str | None
+) -> tuple[str | None, str | None]:
+    """(the ``teamId`` filter, the one team the breakdown shows without a filter) of a
+    request whose ``teamId`` is ``team_id``, from a token of ``single_team`` (None: an
+    organisation's token: (``team_id``, None)).
+
+    In the current contract such a token's answers cover that team without its being
+    named (the filter is the team, and :func:`~.contract.lift_team` starts them at the
+    project level): ``teamId`` is 400. In the legacy one the answer is a one-team
+    invoice, and ``teamId`` must be that team (403 for another).
+    """
+    if single_team is None:
+        return team_id, None
+    if contract == "current":
+        if team_id is not None:
+            raise ApiError(400, ONE_TEAM)
+        return single_team, None
+    if team_id is not None and team_id != single_team:
+        raise ApiError(403, f"This token can only read team {single_team}")
+    return team_id, single_team if team_id is None else None
+
+
 def invoice_header(invoice: Invoice, sums: Aggregates) -> Json:
-    """The fields every invoice answer carries, whatever the filter."""
+    """The fields every invoice answer carries, whatever the filter (``paid`` and
+    ``status`` both: :func:`~.contract.to_contract` keeps the contract's one)."""
     items = [LineItem("PaaS usage", base=price_json(sums.paas)["total"])]
     if invoice.byoc is not None:
         items.append(LineItem("BYOC usage", base=_byoc_total(invoice.byoc)))
@@ -80,6 +103,7 @@ def invoice_header(invoice: Invoice, sums: Aggregates) -> Json:
         "id": invoice.id,
         "period": {"start": invoice.period_start, "end": invoice.period_end},
         "currency": invoice.currency,
+        "status": invoice.status,
     }
     if invoice.byoc is not None:
         doc["byocUsage"] = {"price": price_json(invoice.byoc, BYOC_DIMENSIONS)}
@@ -96,31 +120,78 @@ def invoice_header(invoice: Invoice, sums: Aggregates) -> Json:
     return doc
 
 
-def invoice_summary(invoice: Invoice, sums: Aggregates) -> Json:
-    """One entry of ``GET /v1/billing/invoices``."""
+_SUMMARY_KEYS = (
+    "id",
+    "period",
+    "currency",
+    "status",
+    "total",
+    "subTotal",
+    "paid",
+    "paasUsage",
+    "byocUsage",
+)
+
+
+def invoice_summary(invoice: Invoice, sums: Aggregates, only_team: str | None = None) -> Json:
+    """One entry of ``GET /v1/billing/invoices``; with ``only_team`` (a single-team
+    token) its PaaS price is that team's, as in its breakdown."""
     header = invoice_header(invoice, sums)
-    keys = ("id", "period", "currency", "total", "subTotal", "paid", "paasUsage", "byocUsage")
-    return {key: header[key] for key in keys if key in header}
+    summary = {key: header[key] for key in _SUMMARY_KEYS if key in header}
+    if only_team is not None:
+        summary["paasUsage"] = {"price": price_json(sums.by_team.get(only_team, zero_price()))}
+    return summary
 
 
-def invoice_view(invoice: Invoice, sums: Aggregates, view: InvoiceFilter) -> Json:
-    """The whole (unpaged) ``data`` of ``GET .../invoices/{id}`` for a filter.
+def invoice_view(
+    invoice: Invoice, sums: Aggregates, view: InvoiceFilter, only_team: str | None = None
+) -> Json:
+    """The whole (unpaged) ``data`` of ``GET .../invoices/{id}`` for a filter (see
+    :func:`paas_breakdown`)."""
+    doc = invoice_header(invoice, sums)
+    doc["paasUsage"] = paas_breakdown(invoice, sums, view, only_team)
+    return doc
 
-    A ``resourceType`` must be a known type (:data:`KNOWN_RESOURCE_TYPES`) or one some
-    resource of the invoice has (added with :meth:`Organisation.add_resource`): 400
-    otherwise.
+
+def invoice_document(
+    invoice: Invoice,
+    sums: Aggregates,
+    view: InvoiceFilter,
+    contract: Contract,
+    single_team: str | None = None,
+) -> Json:
+    """:func:`invoice_view` of a request with ``view`` in ``contract`` from a token of
+    ``single_team`` (see :func:`team_scope`), still in the legacy shape."""
+    team_id, only_team = team_scope(view.team_id, contract, single_team)
+    filtered = InvoiceFilter(team_id, view.project_id, view.resource_type)
+    doc = invoice_view(invoice, sums, filtered, only_team)
+    if contract == "current" and single_team is not None:
+        lift_team(doc)
+    return doc
+
+
+def paas_breakdown(
+    invoice: Invoice, sums: Aggregates, view: InvoiceFilter, only_team: str | None = None
+) -> Json:
+    """The ``paasUsage`` of an invoice (or of an hour, as an invoice) for a filter.
+
+    Teams (with their projects when filtered or when the invoice has one team; with
+    resource types and resources under a project or resource type filter), each team's
+    price only the filtered slice; ``only_team``: that team alone, as on a one-team
+    invoice. A ``resourceType`` must be a known type (:data:`KNOWN_RESOURCE_TYPES`) or
+    one some resource of the invoice has (added with
+    :meth:`~.org.OrganisationData.add_resource`): 400 otherwise.
     """
-    if view.resource_type is not None and view.resource_type not in KNOWN_RESOURCE_TYPES:
-        used = {key[2] for key in sums.by_type}
-        if view.resource_type not in used:
-            known = ", ".join(KNOWN_RESOURCE_TYPES)
-            raise ApiError(400, f"Invalid resourceType: must be one of {known}")
+    check_resource_type(view.resource_type, {key[2] for key in sums.by_type})
     teams = invoice.teams
     if view.team_id is not None:
         teams = [t for t in invoice.teams if t.id == view.team_id]
         if not teams:
             raise ApiError(404, f"Team {view.team_id} not found on invoice {invoice.id}")
-    show_projects = view.active or len(invoice.teams) == 1
+    elif only_team is not None:
+        teams = [t for t in invoice.teams if t.id == only_team]
+    scoped = view.active or only_team is not None
+    show_projects = scoped or len(invoice.teams) == 1
     entries: list[Json] = []
     paas = zero_price()
     for team in teams:
@@ -139,9 +210,14 @@ def invoice_view(invoice: Invoice, sums: Aggregates, view: InvoiceFilter) -> Jso
         entries.append(entry)
     if view.project_id is not None and not entries:
         raise ApiError(404, f"Project {view.project_id} not found")
-    doc = invoice_header(invoice, sums)
-    doc["paasUsage"] = {"price": price_json(paas if view.active else sums.paas), "teams": entries}
-    return doc
+    return {"price": price_json(paas if scoped else sums.paas), "teams": entries}
+
+
+def check_resource_type(resource_type: str | None, used: set[str]) -> None:
+    """400 unless ``resource_type`` is None, a known type or one of ``used``."""
+    if resource_type is None or resource_type in KNOWN_RESOURCE_TYPES or resource_type in used:
+        return
+    raise ApiError(400, f"Invalid resourceType: must be one of {', '.join(KNOWN_RESOURCE_TYPES)}")
 
 
 def _team_slice(
@@ -184,24 +260,20 @@ def _project_entry(
     return entry
 
 
-def usage_view(
-    org: OrganisationData,
-    *,
-    now: float,
-    start: float | None = None,
-    end: float | None = None,
-    team_id: str | None = None,
-    running_hour: bool = True,
-    history: bool = False,
-) -> list[Json]:
-    """The whole (unpaged) ``data.usage`` at time ``now``: see :func:`usage_hours` and
-    :func:`usage_entries`; with ``history`` from the oldest invoice's end (see
-    :func:`history_entries`)."""
-    if team_id is not None and all(team.id != team_id for team in org.teams):
-        raise ApiError(404, f"Team {team_id} not found")
-    first = usage_first_hour(org, history=history)
-    hours = usage_hours(first, now, start, end, running_hour=running_hour)
-    return history_entries(org, hours, team_id, now)
+def credit_view(credit: Credit, now: float) -> Json:
+    """The ``data`` of ``GET /v1/billing/credit-balance`` (the current contract only:
+    major units), ``lastSyncedAt`` being ``now`` to the second."""
+    synced = datetime.fromtimestamp(math.floor(now), UTC)
+    return {
+        "currency": credit.currency,
+        "total": {"available": major(credit.available), "pending": major(credit.pending)},
+        "grants": {
+            "available": major(credit.grants_available),
+            "pending": major(credit.grants_pending),
+        },
+        "customerBalance": {"amount": major(credit.customer_balance)},
+        "lastSyncedAt": synced.strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
 
 
 def team_json(team: Team) -> Json:
@@ -220,94 +292,3 @@ def _type_rank(resource_type: str) -> tuple[int, str]:
 
 def _byoc_total(byoc: Mapping[str, float]) -> float:
     return sum(byoc.get(dim, 0) for dim in BYOC_DIMENSIONS)
-
-
-# --------------------------------------------------------------------------------------
-# Tokens
-# --------------------------------------------------------------------------------------
-
-BILLING_READ = "Organisation > Admin > Billing > Read"  # as the late 2026 pages name it
-TEAM_READ = "Organisation > Team > General > Read"
-FULL_PERMISSIONS = (BILLING_READ, TEAM_READ, "Organisation > Admin > General > Read")
-NO_BILLING_PERMISSIONS = (TEAM_READ, "Organisation > Admin > General > Read")
-
-
-@dataclass(frozen=True)
-class Caller:
-    """Who a request's token is: what ``GET /v1/auth`` answers."""
-
-    entity_type: str  # "org" or "team"
-    entity_id: str
-    permissions: tuple[str, ...] = FULL_PERMISSIONS
-    expires_at: float | None = None  # Unix seconds; None: the token does not expire
-
-
-def auth_view(caller: Caller) -> Json:
-    """The ``data`` of ``GET /v1/auth`` (``expiresAt`` only for a token that expires)."""
-    doc: Json = {
-        "entityType": caller.entity_type,
-        "entityId": caller.entity_id,
-        "permissions": list(caller.permissions),
-    }
-    if caller.expires_at is not None:
-        moment = datetime.fromtimestamp(caller.expires_at, UTC)
-        doc["expiresAt"] = moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    return doc
-
-
-# --------------------------------------------------------------------------------------
-# The organisation, with what the API answers of it
-# --------------------------------------------------------------------------------------
-
-
-class Organisation(OrganisationData):
-    """The simulated customer (see :class:`~.org.OrganisationData`), with the whole
-    (unpaged) documents the API answers of it."""
-
-    def render_invoice(
-        self,
-        invoice_id: str,
-        *,
-        team_id: str | None = None,
-        project_id: str | None = None,
-        resource_type: str | None = None,
-    ) -> Json:
-        """The whole (unpaged) ``data`` the API returns for this invoice and filter."""
-        with self.lock:
-            invoice = self.invoice(invoice_id)
-            view = InvoiceFilter(team_id, project_id, resource_type)
-            return invoice_view(invoice, self.aggregates(invoice), view)
-
-    def render_invoice_summaries(self) -> list[Json]:
-        """``data.invoices`` of the list endpoint, unpaged, in its order."""
-        with self.lock:
-            return [invoice_summary(i, self.aggregates(i)) for i in self.invoices]
-
-    def render_usage(
-        self,
-        *,
-        now: float,
-        start: float | None = None,
-        end: float | None = None,
-        team_id: str | None = None,
-        running_hour: bool = True,
-        history: bool = False,
-    ) -> list[Json]:
-        """``data.usage`` of ``GET .../billing/usage`` at time ``now``, unpaged, newest
-        first: the hours from the newest invoice's (see :func:`~.usage.usage_since`) and
-        from ``start`` (inclusive) up to ``end`` (exclusive) that have ended by ``now``,
-        and with ``running_hour`` (as ``Simulator(running_hour=True)``, the default) the
-        hour still running, partly filled. With ``team_id``, the team variant (its PaaS
-        usage only). Raises :class:`ApiError` (404) for a team the organisation does not
-        have. With ``history`` (as ``Simulator(usage_history=True)``), the hours from the
-        oldest invoice's end instead, each priced from the invoice whose period holds it."""
-        with self.lock:
-            return usage_view(
-                self,
-                now=now,
-                start=start,
-                end=end,
-                team_id=team_id,
-                running_hour=running_hour,
-                history=history,
-            )
