@@ -86,7 +86,7 @@ class Api:
         self._billing()
         self._path_team(params)
         contract = self._contract("list_invoices", query)
-        scope = scope_of(f"{path} {contract}", query)
+        scope = scope_of(f"{path} {contract}", {})  # a list has no filters: a cursor is the list's
         single = self.mode.single_team
         if contract == "current":
             self._no_team_id(query)
@@ -147,7 +147,7 @@ class Api:
         start, end = _timestamp(query, "startTime"), _timestamp(query, "endTime")
         single = self.mode.single_team
         if contract == "legacy":
-            scope = scope_of(path, query)
+            scope = scope_of(path, {})  # the legacy list ignores the current filters
             offset, size = cursor_window(query, self.mode.page_size, scope, self.mode.max_page_size)
             teams = frozenset([single]) if single is not None and team_id is None else None
             usage_query = UsageQuery(start, end, team_id, teams)

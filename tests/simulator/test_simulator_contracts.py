@@ -98,6 +98,9 @@ def test_each_contract_ignores_the_others_parameters(org: Organisation) -> None:
         same = body(c.get("/v1/billing/usage", params=ignored))
         assert same["data"] == hourly["data"]
         assert same["pagination"]["count"] == hourly["pagination"]["count"] == 2
+        cursor = {"cursor": hourly["pagination"]["cursor"]}
+        second = body(c.get("/v1/billing/usage", params=cursor))
+        assert body(c.get("/v1/billing/usage", params={**ignored, **cursor})) == second
 
         current = body(c.get(path, params=CURRENT))
         assert body(c.get(path, params={**CURRENT, "per_page": "1", "page": "2"})) == current
