@@ -146,6 +146,7 @@ class Credit:
     grants_pending: float = 0
     customer_balance: float = 0  # positive: in the customer's favour; negative: owed
     currency: str = "usd"
+    synced_at: float | None = None  # Unix seconds; None: the start of the request's hour
 
     @property
     def available(self) -> float:

@@ -262,8 +262,10 @@ def _project_entry(
 
 def credit_view(credit: Credit, now: float) -> Json:
     """The ``data`` of ``GET /v1/billing/credit-balance`` (the current contract only:
-    major units), ``lastSyncedAt`` being ``now`` to the second."""
-    synced = datetime.fromtimestamp(math.floor(now), UTC)
+    major units); ``lastSyncedAt`` the balance's own, else the start of ``now``'s hour (a
+    balance synced hourly), to the second."""
+    at = credit.synced_at if credit.synced_at is not None else now - now % 3600
+    synced = datetime.fromtimestamp(math.floor(at), UTC)
     return {
         "currency": credit.currency,
         "total": {"available": major(credit.available), "pending": major(credit.pending)},

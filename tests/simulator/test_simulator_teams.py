@@ -204,14 +204,18 @@ def test_credit_balance_in_the_current_contract(org: Organisation) -> None:
             "total": {"available": 525.505, "pending": 200.0},
             "grants": {"available": 500.0, "pending": 200.0},
             "customerBalance": {"amount": 25.505},
-            "lastSyncedAt": "2026-11-17T12:30:59Z",
+            "lastSyncedAt": "2026-11-17T12:00:00Z",  # synced hourly: the hour's start
         }
         assert data == org.render_credit_balance(now=clock())
         assert body(c.get("/v1/teams/team-2/billing/credit-balance"))["data"] == data
         assert c.get("/v1/teams/team-9/billing/credit-balance").status_code == 404
         clock.advance(3600)
         later = body(c.get("/v1/billing/credit-balance"))["data"]
-        assert later["lastSyncedAt"] == "2026-11-17T13:30:59Z"
+        assert later["lastSyncedAt"] == "2026-11-17T13:00:00Z"
+        org.set_credit(synced_at=NOW + 0.75)  # a balance of its own time, to the second
+        assert body(c.get("/v1/billing/credit-balance"))["data"]["lastSyncedAt"] == (
+            "2026-11-17T12:30:00Z"
+        )
 
         org.set_credit(customer_balance=-1234.5)  # owed: not available, still shown
         owed = body(c.get("/v1/billing/credit-balance"))["data"]
