@@ -1,11 +1,12 @@
-"""The Northflank API client: every request goes through :meth:`Client._request`.
+"""The HTTP funnel to the Northflank API: every request goes through :meth:`Client.get`.
 
 That one funnel adds the bearer token, applies the timeout and the concurrency limit,
 retries 429, 5xx, timeouts and connection errors with exponential backoff and jitter
 (never sooner than ``Retry-After`` or ``x-ratelimit-reset`` say), records what it saw in
-:class:`ApiStats`, and turns every failure into one :class:`ApiError` subclass whose
-``reason`` is the label of ``northflank_poll_errors_total``. Paged answers are followed
-to their last page and merged (:func:`merge_pages`).
+:class:`ApiStats` (requests, the rate-limit window, the API's clock from its ``Date``
+header), and turns every failure into one :class:`ApiError` subclass whose ``reason`` is
+the label of ``northflank_poll_errors_total``. It returns an answer's ``data`` and raw
+``pagination``: what the answer means is :mod:`exporter.api.billing`'s.
 """
 
 from __future__ import annotations
@@ -16,18 +17,17 @@ import math
 import random
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any
 from urllib.parse import quote
 
 import httpx
-from pydantic import BaseModel, ValidationError
 
 from exporter import __version__
-from exporter.errors import (
+from exporter.api.errors import (
     ApiConnectionError,
     ApiError,
     ApiTimeoutError,
@@ -35,23 +35,8 @@ from exporter.errors import (
     RateLimitedError,
     error_for_status,
 )
-from exporter.models import (
-    Invoice,
-    InvoiceList,
-    InvoiceSummary,
-    Pagination,
-    TokenInfo,
-    UsageEntry,
-    UsageList,
-)
-from exporter.paging import CURSOR, JSON, PAGE_NUMBER, Query, Scheme, read_pages
 
-M = TypeVar("M", bound=BaseModel)
-OLDER_API = (
-    "the invoice list has no invoice IDs: this account answers with Northflank's older "
-    "billing API (the one the JS client 0.9.5 describes), which has no invoice breakdown "
-    "by ID and no usage endpoint; the exporter needs the current billing API"
-)
+JSON = dict[str, Any]
 
 
 # --------------------------------------------------------------------------- bookkeeping
@@ -66,6 +51,7 @@ class ApiStats:
     # The window as the last successful answer described it (a 429's own wait is the hold):
     ratelimit_window_remaining: float | None = None
     ratelimit_reset_at: float | None = None  # monotonic time the rate-limit window resets
+    clock_offset: float = 0.0  # the API's clock (its latest Date header) less the local one
 
     @property
     def total(self) -> int:
@@ -140,7 +126,7 @@ def counting() -> Iterator[Spent]:
 
 
 class Client:
-    """Async client for the billing endpoints the exporter reads."""
+    """The async HTTP client: one per exporter, shared by polls, checks and backfill."""
 
     def __init__(
         self,
@@ -153,6 +139,7 @@ class Client:
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Sleep = asyncio.sleep,
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
     ) -> None:
         self._http = httpx.AsyncClient(
@@ -173,6 +160,7 @@ class Client:
         self._retry = retry or RetryPolicy()
         self._sleep = sleep
         self._clock = clock
+        self._wall_clock = wall_clock
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
         self._deadline = float("inf")
         self._hold_until = 0.0  # the API said: no request before this (monotonic)
@@ -192,79 +180,16 @@ class Client:
         """No retry wait may end later than this; a poll calls it as it starts."""
         self._deadline = self._clock() + seconds_from_now
 
-    # ----------------------------------------------------------------- endpoints
+    def api_time(self) -> float:
+        """Now by the API's clock: the ``Date`` of its latest answer, moved on by the local
+        clock since (the local clock alone until an answer has one)."""
+        return self._wall_clock() + self.stats.clock_offset
 
-    async def list_invoices(self) -> list[InvoiceSummary]:
-        """Every finalized invoice (cursor-paged); the older billing API is refused plainly."""
-
-        async def fetch(query: Query) -> tuple[JSON, Pagination]:
-            data, page = await self._request("list_invoices", "/v1/billing/invoices", query)
-            invoices = data.get("invoices")
-            if isinstance(invoices, list) and any(
-                isinstance(entry, dict) and "id" not in entry for entry in invoices
-            ):
-                raise InvalidResponseError("list_invoices", OLDER_API)
-            return data, page
-
-        data = await read_pages(fetch, {}, CURSOR, "list_invoices")
-        return _parse(InvoiceList, data, "list_invoices").invoices
-
-    async def get_invoice(
-        self,
-        invoice_id: str,
-        *,
-        team_id: str | None = None,
-        project_id: str | None = None,
-        resource_type: str | None = None,
-    ) -> Invoice:
-        """The breakdown (paged by ``page``), unfiltered or filtered as the arguments say."""
-        params = {"teamId": team_id, "projectId": project_id, "resourceType": resource_type}
-        path = f"/v1/billing/invoices/{segment(invoice_id)}"
-        data = await self._get_all("get_invoice", path, params, PAGE_NUMBER)
-        return _parse(Invoice, data, "get_invoice")
-
-    async def list_usage(
-        self, start: float, *, end: float | None = None, team_id: str | None = None
-    ) -> list[UsageEntry]:
-        """Hours of usage starting at or after ``start`` (and before ``end``, exclusive),
-        cursor-paged, org-wide or a team's.
-
-        ``startTime`` is sent in whole seconds rounded down and ``endTime`` rounded up; an
-        hour outside the window that this lets through is the caller's to drop.
-        """
-        path = (
-            f"/v1/teams/{segment(team_id)}/billing/usage"
-            if team_id is not None
-            else "/v1/billing/usage"
-        )
-        query = {"startTime": str(math.floor(start))}
-        if end is not None:
-            query["endTime"] = str(math.ceil(end))
-        data = await self._get_all("list_usage", path, query, CURSOR)
-        return _parse(UsageList, data, "list_usage").usage
-
-    async def token_info(self) -> TokenInfo:
-        """``GET /v1/auth``: whose token this is, and when it expires."""
-        data, _ = await self._request("auth", "/v1/auth", {})
-        return _parse(TokenInfo, data, "auth")
-
-    # ----------------------------------------------------------------- plumbing
-
-    async def _get_all(
-        self, endpoint: str, path: str, params: Mapping[str, str | None], scheme: Scheme
-    ) -> JSON:
-        """GET a resource, following ``pagination`` to its last page and merging."""
-
-        async def fetch(query: Query) -> tuple[JSON, Pagination]:
-            return await self._request(endpoint, path, query)
-
-        query = {key: value for key, value in params.items() if value is not None}
-        return await read_pages(fetch, query, scheme, endpoint)
-
-    async def _request(
+    async def get(
         self, endpoint: str, path: str, query: dict[str, str]
-    ) -> tuple[JSON, Pagination]:
-        """The one funnel: send, retry what is worth retrying, map every failure."""
+    ) -> tuple[JSON, JSON | None]:
+        """The one funnel: send, retry what is worth retrying, map every failure; the
+        answer's ``data`` and its ``pagination`` (None when it has none)."""
         attempt = 0
         while True:
             await self._wait_while_held(endpoint)
@@ -319,6 +244,7 @@ class Client:
     def _record(self, endpoint: str, response: httpx.Response) -> None:
         now = self._clock()
         self._count(endpoint, str(response.status_code))
+        self._read_date(response.headers.get("date"))
         remaining = _float_header(response, "x-ratelimit-remaining")
         reset = _float_header(response, "x-ratelimit-reset")
         reset_at = None if reset is None else now + reset
@@ -338,6 +264,18 @@ class Client:
         if hold is not None and response.status_code in (429, 503):
             self._hold_until = max(self._hold_until, now + hold)
 
+    def _read_date(self, value: str | None) -> None:
+        """The API's clock, from an answer's ``Date`` (RFC 9110; whole seconds)."""
+        if not value:
+            return
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return
+        if when.tzinfo is None:
+            return
+        self.stats.clock_offset = when.timestamp() - self._wall_clock()
+
 
 def _after_attempts(error: ApiError, attempts: int) -> ApiError:
     if attempts > 1:
@@ -345,7 +283,7 @@ def _after_attempts(error: ApiError, attempts: int) -> ApiError:
     return error
 
 
-def _envelope(endpoint: str, response: httpx.Response) -> tuple[JSON, Pagination]:
+def _envelope(endpoint: str, response: httpx.Response) -> tuple[JSON, JSON | None]:
     try:
         body = response.json()
     except (ValueError, RecursionError):  # not JSON, bad UTF-8, 4300+ digits, deep nesting
@@ -355,9 +293,10 @@ def _envelope(endpoint: str, response: httpx.Response) -> tuple[JSON, Pagination
         ) from None
     if not isinstance(body, dict) or not isinstance(body.get("data"), dict):
         raise InvalidResponseError(endpoint, "answer has no 'data' object")
-    raw_page = body.get("pagination")
-    page = _parse(Pagination, raw_page, endpoint) if isinstance(raw_page, dict) else Pagination()
-    return body["data"], page
+    pagination = body.get("pagination")
+    if pagination is not None and not isinstance(pagination, dict):
+        raise InvalidResponseError(endpoint, "answer's 'pagination' is not an object")
+    return body["data"], pagination
 
 
 def _error_message(response: httpx.Response) -> str:
@@ -367,14 +306,3 @@ def _error_message(response: httpx.Response) -> str:
     except (ValueError, AttributeError, RecursionError):
         message = None
     return str(message)[:200] if message else response.reason_phrase or "error"
-
-
-def _parse(model: type[M], data: object, endpoint: str) -> M:
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "data"
-        raise InvalidResponseError(
-            endpoint, f"unexpected answer at {where}: {first['msg']}"
-        ) from None
