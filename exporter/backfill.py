@@ -40,7 +40,7 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from exporter import history
-from exporter.client import Client, RetryPolicy
+from exporter.api.client import Client, RetryPolicy
 from exporter.history_fetch import Budget, What, read
 from exporter.logs import configure
 from exporter.settings import DEPTHS, Settings, SettingsError, View
@@ -228,7 +228,9 @@ async def _run(options: Options, out: IO[bytes], *, show: bool) -> int:
             bar.reset(total=len(found))
 
         what = What(options.since, options.until, options.step, options.view, settings.unbilled)
-        reading = await read(client, budget, what, lambda window: bar.update(1), windows_found)
+        reading = await read(
+            client, settings.contracts(), budget, what, lambda window: bar.update(1), windows_found
+        )
         requests = client.stats.total
     bar.close()
     spans = reading.spans

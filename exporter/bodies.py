@@ -12,7 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from exporter.encoding import Encoded, Exposition, encode, exposition
-from exporter.metrics import Health, OwnMetrics, cost_families
+from exporter.families import cost_families
+from exporter.own import Health, OwnMetrics
 from exporter.page import PageView, Summary, render_page, summarise
 from exporter.poller import Outcome
 from exporter.snapshot import Snapshot

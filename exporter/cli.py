@@ -17,8 +17,8 @@ import time
 from collections.abc import Sequence
 
 from exporter import __version__
+from exporter.api.client import Client
 from exporter.bodies import Bodies
-from exporter.client import Client
 from exporter.logs import configure
 from exporter.poller import Outcome, Poller
 from exporter.server import MetricsServer
@@ -60,11 +60,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         from exporter.simulator import Simulator, generate_organisation
 
         expires = time.time() + DEMO_TOKEN_DAYS * 86400  # the token families have figures
+        # The legacy contract as an account pinned to it answers: whatever is asked for.
+        contract = "current" if invocation.demo_contract == "current" else "legacy-pinned"
         simulator = Simulator(
-            generate_organisation(), token=DEMO_TOKEN, token_expires_at=expires
+            generate_organisation(), token=DEMO_TOKEN, token_expires_at=expires, contract=contract
         ).start()
         settings = settings.model_copy(update={"api_url": simulator.url})
-        log.info("demo: polling the embedded simulated API at %s", simulator.url)
+        log.info(
+            "demo: polling the embedded simulated API at %s (%s billing contract)",
+            simulator.url,
+            invocation.demo_contract,
+        )
     try:
         return asyncio.run(
             run_once(settings) if invocation.once else serve(settings, invocation.web)

@@ -27,17 +27,11 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import IO
 
-from exporter import metrics, models
+from exporter import metrics
+from exporter.api.model import InvoiceEntry, Price, UsageEntry
 from exporter.encoding import Family, Spec, heads, label_value, number
-from exporter.settings import View
-from exporter.snapshot import (
-    Cost,
-    InvoiceFigures,
-    MajorUnits,
-    Snapshot,
-    TeamAmount,
-    UnbilledFigures,
-)
+from exporter.families import cost_families
+from exporter.snapshot import InvoiceFigures, Snapshot, TeamAmount, UnbilledFigures
 from exporter.unbilled import BYOC_FIELDS, HOUR, PAAS_FIELDS, Sum
 
 HOURS_PER_CALL = 100  # one page of the usage endpoint (per_page=100): one request a call
@@ -50,8 +44,20 @@ UNBILLED_SPECS = (
     metrics.UNBILLED_THROUGH,
 )
 # Every family read from the API but the budgets (a setting, not history: today's budget
-# written into past months would claim budgets that were not set then).
-FAMILIES = tuple(spec for spec in metrics.COST if spec is not metrics.TEAM_BUDGET)
+# written into past months would claim budgets that were not set then) and the credit
+# balance (today's, which the API keeps no history of).
+NOT_HISTORY = frozenset(
+    {
+        metrics.TEAM_BUDGET,
+        metrics.CREDIT_AVAILABLE,
+        metrics.CREDIT_PENDING,
+        metrics.CREDIT_GRANT_AVAILABLE,
+        metrics.CREDIT_GRANT_PENDING,
+        metrics.CUSTOMER_BALANCE,
+        metrics.CREDIT_SYNCED,
+    }
+)
+FAMILIES = tuple(spec for spec in metrics.COST if spec not in NOT_HISTORY)
 LABEL_NAMES = frozenset(name for spec in metrics.COST for name in spec.labels)
 
 
@@ -92,7 +98,7 @@ def _frange(start: float, stop: float, step: float) -> Iterable[float]:
 
 
 def windows(
-    invoices: Iterable[models.InvoiceSummary], since: float, until: float, step: int
+    invoices: Iterable[InvoiceEntry], since: float, until: float, step: int
 ) -> list[Window]:
     """The spans of the invoices that end in [since, until), oldest first.
 
@@ -102,7 +108,7 @@ def windows(
     """
     best: dict[float, tuple[float, bool, str]] = {}
     for invoice in invoices:
-        end = invoice.period.end if invoice.period else None
+        end = invoice.period_end
         if end is not None and since <= end < until:
             best[end] = max(best.get(end, invoice.rank), invoice.rank)
     ordered = sorted((end, rank[2]) for end, rank in best.items())
@@ -136,7 +142,7 @@ class Span:
 
 def constant_series(snapshot: Snapshot) -> dict[Spec, dict[str, str]]:
     """The invoice and cost families of a snapshot: ``family -> series -> value``."""
-    return {family.spec: _split(family) for family in metrics.cost_families(snapshot)}
+    return {family.spec: _split(family) for family in cost_families(snapshot)}
 
 
 def _split(family: Family) -> dict[str, str]:
@@ -148,8 +154,8 @@ def _split(family: Family) -> dict[str, str]:
 class UsageHours:
     """The usage answers of one span: org-wide entries and each team's."""
 
-    org: Sequence[models.UsageEntry]
-    teams: Mapping[str, Sequence[models.UsageEntry]]
+    org: Sequence[UsageEntry]
+    teams: Mapping[str, Sequence[UsageEntry]]
 
 
 def add_unbilled(
@@ -157,30 +163,25 @@ def add_unbilled(
     invoice: InvoiceFigures,
     teams: Sequence[tuple[str, str]],
     usage: UsageHours,
-    view: View,
 ) -> None:
     """The unbilled families of ``span``, hour by hour: after each usage hour that ended
     within the span, the figures the exporter would have served (the same families,
-    labels and rounding, made by :func:`metrics.cost_families`)."""
+    labels and rounding, made by :func:`cost_families`)."""
     window = span.window
-    units = MajorUnits(view.amount_unit)
 
     def hours(
-        entries: Iterable[models.UsageEntry], part: str, fields: tuple[str, ...]
+        entries: Iterable[UsageEntry], part: str, fields: tuple[str, ...]
     ) -> dict[float, Sum]:
         found: dict[float, Sum] = {}
         for entry in entries:
             at = entry.timestamp
             if at >= window.start and at + HOUR <= window.stop and at not in found:
-                price = getattr(entry, part)
-                found[at] = Sum.of(price.price if price else None, fields)
+                found[at] = Sum.of(getattr(entry, part), fields)
         return found
 
-    paas = hours(usage.org, "paas_usage", PAAS_FIELDS)
-    byoc = hours(usage.org, "byoc_usage", BYOC_FIELDS)
-    by_team = {
-        team: hours(usage.teams.get(team, ()), "paas_usage", PAAS_FIELDS) for team, _ in teams
-    }
+    paas = hours(usage.org, "paas", PAAS_FIELDS)
+    byoc = hours(usage.org, "byoc", BYOC_FIELDS)
+    by_team = {team: hours(usage.teams.get(team, ()), "paas", PAAS_FIELDS) for team, _ in teams}
     starts = sorted({*paas, *byoc, *(at for found in by_team.values() for at in found)})
     span.hour_ends = [at + HOUR for at in starts]
     through = window.start  # the end of the newest org-wide hour summed, as the exporter's
@@ -201,15 +202,12 @@ def add_unbilled(
         figures = UnbilledFigures(
             since=window.start,
             through=through,
-            total=float(sums["paas"].total + sums["byoc"].total) / units.divisor,
-            paas=_cost(sums["paas"], units),
-            byoc=_cost(sums["byoc"], units),
-            teams=tuple(
-                TeamAmount(team, name, float(team_sums[team]) / units.divisor)
-                for team, name in teams
-            ),
+            total=float(sums["paas"].total + sums["byoc"].total),
+            paas=_price(sums["paas"]),
+            byoc=_price(sums["byoc"]),
+            teams=tuple(TeamAmount(team, name, float(team_sums[team])) for team, name in teams),
         )
-        for family in metrics.cost_families(Snapshot(invoice, (), figures)):
+        for family in cost_families(Snapshot(invoice, (), figures)):
             if family.spec in values:
                 series = values[family.spec]
                 for key, value in _split(family).items():
@@ -217,12 +215,9 @@ def add_unbilled(
     span.unbilled = {spec: series for spec, series in values.items() if series}
 
 
-def _cost(part: Sum, units: MajorUnits) -> Cost:
-    """As :func:`exporter.snapshot.build` turns a usage sum into major units."""
-    return Cost(
-        float(part.total) / units.divisor,
-        tuple((name, float(value) / units.divisor) for name, value in part.dimensions),
-    )
+def _price(part: Sum) -> Price:
+    """As :func:`exporter.snapshot.build` turns a usage sum into a price."""
+    return Price(float(part.total), tuple((name, float(value)) for name, value in part.dimensions))
 
 
 # --------------------------------------------------------------------------- writing

@@ -16,11 +16,13 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
 
 from exporter import fetch, history
-from exporter.client import Client
-from exporter.errors import ApiError, first_api_error
+from exporter.api.billing import Billing
+from exporter.api.client import Client
+from exporter.api.contract import Contracts
+from exporter.api.errors import ApiError, first_api_error
+from exporter.api.model import UsageEntry
 from exporter.metrics import TEAM_COST
 from exporter.settings import View
 from exporter.snapshot import build
@@ -111,16 +113,19 @@ class Reading:
 
 async def read_span(
     client: Client,
+    contracts: Contracts,
     budget: Budget,
     what: What,
     window: history.Window,
     expected: int,
 ) -> history.Span:
-    """One span: its invoice as a poll reads it, and its usage hours."""
+    """One span: its invoice as a poll reads it, and its usage hours (one pass of reads,
+    in one contract)."""
     view = what.view
+    billing = Billing(client, contracts)
     await budget.take(expected)
     answers = await fetch.fetch(
-        client, fetch.Plan(view=view, invoice_id=window.invoice_id, unbilled=False)
+        billing, fetch.Plan(view=view, invoice_id=window.invoice_id, unbilled=False)
     )
     budget.settle(client.stats.total)
     snapshot = build(answers, view)
@@ -129,9 +134,9 @@ async def read_span(
         return span
     teams = [(team.id, team.name) for team in snapshot.teams]
 
-    async def usage(start: float, end: float, team_id: str | None) -> list[Any]:
+    async def usage(start: float, end: float, team_id: str | None) -> tuple[UsageEntry, ...]:
         await budget.take(1)
-        return await client.list_usage(start, end=end, team_id=team_id)
+        return (await billing.usage(start, end=end, team_id=team_id)).entries
 
     calls = window.usage_calls()
     async with asyncio.TaskGroup() as group:
@@ -145,12 +150,13 @@ async def read_span(
         [entry for task in org for entry in task.result()],
         {team: [e for task in tasks for e in task.result()] for team, tasks in by_team.items()},
     )
-    history.add_unbilled(span, snapshot.invoice, teams, hours, view)
+    history.add_unbilled(span, snapshot.invoice, teams, hours)
     return span
 
 
 async def read(
     client: Client,
+    contracts: Contracts,
     budget: Budget,
     what: What,
     on_span: Callable[[history.Window], object] = lambda window: None,
@@ -161,13 +167,13 @@ async def read(
     view = what.view
     try:
         await budget.take(1)
-        summaries = await client.list_invoices()
+        listing = await Billing(client, contracts).invoices()
         budget.settle(client.stats.total)
-        reading.windows = history.windows(summaries, what.since, what.until, what.step)
+        reading.windows = history.windows(listing.entries, what.since, what.until, what.step)
         on_windows(reading.windows)
         expected = 1
         for window in reading.windows:
-            span = await read_span(client, budget, what, window, expected)
+            span = await read_span(client, contracts, budget, what, window, expected)
             teams = len(span.constant.get(TEAM_COST, {}))
             expected = 1 + (teams if view.depth != "team" else 0)
             reading.spans.append(span)

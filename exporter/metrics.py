@@ -1,10 +1,10 @@
-"""Every metric family, declared once (name, help, type, labels), and what fills it.
+"""Every metric family, declared once: name, help, type, labels.
 
 The cost families are filled from a :class:`~exporter.snapshot.Snapshot` by
-:func:`cost_families` and written by our encoder (:mod:`exporter.encoding`). The
-exporter's own are prometheus_client metrics in their own registry
-(:class:`OwnMetrics`), filled from a :class:`Health` and rendered by prometheus_client.
-Tests, benchmarks and the chart's checks import the names from here.
+:func:`exporter.families.cost_families` and written by our encoder
+(:mod:`exporter.encoding`); the exporter's own are prometheus_client metrics in their own
+registry (:class:`exporter.own.OwnMetrics`). Tests, benchmarks and the chart's checks
+import the names from here.
 
 A sample of what ``/metrics`` says::
 
@@ -18,18 +18,8 @@ A sample of what ``/metrics`` says::
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
-
-from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
-from prometheus_client.registry import Collector
-
-from exporter.encoding import Family, Spec, label_value, labels
-from exporter.errors import REASONS
-from exporter.models import BYOC_DIMENSIONS, PAAS_DIMENSIONS
-from exporter.snapshot import Cost, Snapshot
+from exporter.api.model import BYOC_DIMENSIONS, PAAS_DIMENSIONS
+from exporter.encoding import Spec
 
 POLLED = "(polled from the Northflank API)"
 # Label names are sorted, the order prometheus_client writes them in, and ours.
@@ -255,6 +245,7 @@ COST = (
     INVOICE_TAX,
     INVOICE_TAX_RATIO,
     INVOICE_PAID,
+    INVOICE_STATUS,
     LINE_ITEM,
     LINE_ITEM_BASE,
     LINE_ITEM_PRORATION,
@@ -277,6 +268,12 @@ COST = (
     UNBILLED_SINCE,
     UNBILLED_THROUGH,
     TEAM_BUDGET,
+    CREDIT_AVAILABLE,
+    CREDIT_PENDING,
+    CREDIT_GRANT_AVAILABLE,
+    CREDIT_GRANT_PENDING,
+    CUSTOMER_BALANCE,
+    CREDIT_SYNCED,
 )
 OWN = (
     UP,
@@ -285,169 +282,12 @@ OWN = (
     POLL_ERRORS,
     API_REQUESTS,
     RATELIMIT_REMAINING,
+    RATELIMIT_WAIT,
     BUILD_INFO,
+    API_CONTRACT,
     TOKEN_INFO,
     TOKEN_EXPIRY,
 )
 # Names as scraped (a counter with ``_total``): what tests and benchmarks look for.
 COST_NAMES = frozenset(spec.sample_name for spec in COST)
 OWN_NAMES = frozenset(spec.sample_name for spec in OWN)
-
-
-# --------------------------------------------------------------------------- cost families
-
-
-def cost_families(snapshot: Snapshot) -> list[Family]:
-    """Every family read from the API, filled from one snapshot, in :data:`COST` order."""
-    families = {spec: Family(spec) for spec in COST}
-    inv = snapshot.invoice
-    currency = labels(currency=inv.currency)
-    families[INVOICE_INFO].add(labels(currency=inv.currency, invoice_id=inv.id), 1)
-    families[INVOICE_PERIOD_START].add("", inv.period_start)
-    families[INVOICE_PERIOD_END].add("", inv.period_end)
-    families[INVOICE_AMOUNT].add(currency, inv.total)
-    families[INVOICE_SUBTOTAL].add(currency, inv.subtotal)
-    families[INVOICE_DISCOUNT].add(currency, inv.discount)
-    families[INVOICE_TAX].add(currency, inv.tax_amount)
-    families[INVOICE_TAX_RATIO].add("", inv.tax_ratio)
-    families[INVOICE_PAID].add("", None if inv.paid is None else float(inv.paid))
-    for item in inv.line_items:
-        where = labels(currency=inv.currency, item=item.title)
-        families[LINE_ITEM].add(where, item.total)
-        families[LINE_ITEM_BASE].add(where, item.base)
-        families[LINE_ITEM_PRORATION].add(where, item.proration)
-    if inv.byoc is not None:
-        _cost(families, BYOC_COST, BYOC_DIMENSION_COST, currency, "", inv.byoc)
-    if inv.paas is not None:
-        _cost(families, PAAS_COST, PAAS_DIMENSION_COST, currency, "", inv.paas)
-    _breakdown(families, snapshot, currency)
-    _unbilled(families, snapshot, currency)
-    return list(families.values())
-
-
-def _cost(
-    families: dict[Spec, Family], total: Spec, parts: Spec, currency: str, rest: str, cost: Cost
-) -> None:
-    """A cost's total in ``total``, each dimension in ``parts`` with a ``dimension`` label
-    (which sorts between ``currency`` and the ``rest`` of the labels)."""
-    families[total].add(f"{currency},{rest}" if rest else currency, cost.total)
-    families[parts].add_dimensions(currency, rest, cost.dimensions)
-
-
-def _breakdown(families: dict[Spec, Family], snapshot: Snapshot, currency: str) -> None:
-    """Team, project, resource type and resource families; each entity's label text is
-    built once and reused for its dimensions."""
-    esc = label_value
-    for team in snapshot.teams:
-        team_id = f'team="{esc(team.id)}"'
-        rest = f'{team_id},team_name="{esc(team.name)}"'
-        _cost(families, TEAM_COST, TEAM_DIMENSION_COST, currency, rest, team.cost)
-        for project in team.projects:
-            project_id = f'project="{esc(project.id)}"'
-            rest = f'{project_id},project_name="{esc(project.name)}",{team_id}'
-            _cost(families, PROJECT_COST, PROJECT_DIMENSION_COST, currency, rest, project.cost)
-            for kind in project.resource_types:
-                kind_id = f'resource_type="{esc(kind.resource_type)}",{team_id}'
-                rest = f"{project_id},{kind_id}"
-                _cost(
-                    families,
-                    RESOURCE_TYPE_COST,
-                    RESOURCE_TYPE_DIMENSION_COST,
-                    currency,
-                    rest,
-                    kind.cost,
-                )
-                for res in kind.resources:
-                    rest = (
-                        f'{project_id},resource="{esc(res.id)}",'
-                        f'resource_name="{esc(res.name)}",{kind_id}'
-                    )
-                    _cost(
-                        families, RESOURCE_COST, RESOURCE_DIMENSION_COST, currency, rest, res.cost
-                    )
-
-
-def _unbilled(families: dict[Spec, Family], snapshot: Snapshot, currency: str) -> None:
-    """Usage not yet invoiced, and the teams' budgets."""
-    figures = snapshot.unbilled
-    if figures is not None:
-        families[UNBILLED_COST].add(currency, figures.total)
-        families[UNBILLED_PAAS_DIMENSION_COST].add_dimensions(currency, "", figures.paas.dimensions)
-        families[UNBILLED_BYOC_DIMENSION_COST].add_dimensions(currency, "", figures.byoc.dimensions)
-        for row in figures.teams:
-            where = f"{currency},{labels(team=row.team_id, team_name=row.team_name)}"
-            families[TEAM_UNBILLED_COST].add(where, row.amount)
-        families[UNBILLED_SINCE].add("", figures.since)
-        families[UNBILLED_THROUGH].add("", figures.through)
-    for row in snapshot.budgets:
-        where = f"{currency},{labels(team=row.team_id, team_name=row.team_name)}"
-        families[TEAM_BUDGET].add(where, row.amount)
-
-
-# --------------------------------------------------------------------------- own metrics
-
-
-@dataclass(frozen=True)
-class Health:
-    """The exporter's own state, what :class:`OwnMetrics` reports."""
-
-    version: str
-    up: bool = False
-    last_success: float | None = None
-    poll_duration: float | None = None
-    poll_errors: Mapping[str, int] = field(default_factory=dict)
-    api_requests: Mapping[tuple[str, str], int] = field(default_factory=dict)
-    ratelimit_remaining: float | None = None
-    token_entity: tuple[str, str] | None = None  # (entity type, entity ID) from GET /v1/auth
-    token_expiry: float | None = None  # Unix time the token expires; None: never, or unknown
-
-
-def _gauge(spec: Spec, value: float | None = None) -> GaugeMetricFamily:
-    family = GaugeMetricFamily(spec.name, spec.help, labels=spec.labels)
-    if value is not None:
-        family.add_metric((), value)
-    return family
-
-
-class OwnMetrics(Collector):
-    """The exporter's own metrics, in a registry of their own: set :attr:`health`, render.
-
-    Python's default process, platform and GC collectors are not in it.
-    """
-
-    def __init__(self, health: Health) -> None:
-        self.health = health
-        self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(self)
-
-    def collect(self) -> Iterator[Metric]:
-        health = self.health
-        yield _gauge(UP, float(health.up))
-        yield _gauge(LAST_SUCCESS, health.last_success)
-        yield _gauge(POLL_DURATION, health.poll_duration)
-        errors = CounterMetricFamily(POLL_ERRORS.name, POLL_ERRORS.help, labels=POLL_ERRORS.labels)
-        for reason in sorted({*REASONS, *health.poll_errors}):
-            errors.add_metric((reason,), health.poll_errors.get(reason, 0))
-        yield errors
-        requests = CounterMetricFamily(
-            API_REQUESTS.name, API_REQUESTS.help, labels=API_REQUESTS.labels
-        )
-        for (endpoint, code), count in sorted(health.api_requests.items()):
-            requests.add_metric((code, endpoint), count)
-        yield requests
-        yield _gauge(RATELIMIT_REMAINING, health.ratelimit_remaining)
-        build = _gauge(BUILD_INFO)
-        build.add_metric((health.version,), 1)
-        yield build
-        token = _gauge(TOKEN_INFO)
-        if health.token_entity is not None:
-            entity_type, entity_id = health.token_entity
-            token.add_metric((entity_id, entity_type), 1)
-        yield token
-        yield _gauge(TOKEN_EXPIRY, health.token_expiry)
-
-    def bodies(self) -> tuple[bytes, bytes, int]:
-        """(text, OpenMetrics ending in ``# EOF``, samples), rendered by prometheus_client."""
-        samples = sum(len(family.samples) for family in self.collect())
-        openmetrics: bytes = generate_openmetrics(self.registry)  # type: ignore[no-untyped-call]
-        return generate_latest(self.registry), openmetrics, samples

@@ -25,6 +25,7 @@ import time
 from dataclasses import dataclass
 from string import Template
 
+from exporter.api.model import Credit
 from exporter.snapshot import InvoiceFigures, Snapshot, UnbilledFigures
 
 TOP_PROJECTS = 10
@@ -57,6 +58,7 @@ class Summary:
     unbilled: UnbilledFigures | None
     teams: tuple[TeamRow, ...]
     projects: tuple[ProjectRow, ...]
+    credit: Credit | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,19 +79,23 @@ def summarise(snapshot: Snapshot) -> Summary:
     unbilled = {t.team_id: t.amount for t in snapshot.unbilled.teams} if snapshot.unbilled else {}
     budgets = {b.team_id: b.amount for b in snapshot.budgets}
     teams = [
-        TeamRow(t.name or t.id, t.cost.total, unbilled.get(t.id), budgets.get(t.id))
+        TeamRow(t.name or t.id, t.price.total, unbilled.get(t.id), budgets.get(t.id))
         for t in snapshot.teams
     ]
     teams.sort(key=lambda row: -max(row.invoice or 0.0, row.unbilled or 0.0))
     projects = [
-        ProjectRow(p.name or p.id, t.name or t.id, p.cost.total)
+        ProjectRow(p.name or p.id, t.name or t.id, p.price.total)
         for t in snapshot.teams
-        for p in t.projects
-        if p.cost.total is not None
+        for p in t.projects or ()
+        if p.price.total is not None
     ]
     projects.sort(key=lambda row: -row.amount)
     return Summary(
-        snapshot.invoice, snapshot.unbilled, tuple(teams), tuple(projects[:TOP_PROJECTS])
+        snapshot.invoice,
+        snapshot.unbilled,
+        tuple(teams),
+        tuple(projects[:TOP_PROJECTS]),
+        snapshot.credit,
     )
 
 
@@ -163,7 +169,22 @@ def _figures(s: Summary) -> str:
     period = f"{_when(inv.period_start, '%Y-%m-%d')} to {_when(inv.period_end, '%Y-%m-%d')}"
     rows = [("ID", inv.id), ("Period", period), ("Total", money(inv.total, cur))]
     rows += [("Tax", tax), ("Paid", paid)]
+    if inv.status is not None:
+        rows.append(("Status", inv.status))
     cards = [("Invoice", rows)]
+    if s.credit is not None:
+        c, credit_cur = s.credit, s.credit.currency or cur
+        cards.append(
+            (
+                "Credit",
+                [
+                    ("Available", money(c.available, credit_cur)),
+                    ("Pending", money(c.pending, credit_cur)),
+                    ("Balance", money(c.customer_balance, credit_cur)),
+                    ("Synced", _when(c.synced_at, "%Y-%m-%d %H:%M UTC")),
+                ],
+            )
+        )
     if s.unbilled is not None:
         u = s.unbilled
         since, through = (_when(t, "%Y-%m-%d %H:%M") for t in (u.since, u.through))
@@ -197,7 +218,8 @@ def _headline(view: PageView) -> str:
     s = view.summary
     if s is not None:
         cur, inv = s.invoice.currency, s.invoice
-        text = f"Invoice {inv.id}: {money(inv.total, cur)}, {'paid' if inv.paid else 'not paid'}."
+        state = inv.status if inv.status is not None else ("paid" if inv.paid else "not paid")
+        text = f"Invoice {inv.id}: {money(inv.total, cur)}, {state.replace('_', ' ')}."
         if s.unbilled is not None:
             since = _when(s.unbilled.since, "%Y-%m-%d")
             text += f" Since {since}: {money(s.unbilled.total, cur)} not yet invoiced."

@@ -12,32 +12,38 @@ left, and drops the figures once they are older than the staleness bound.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from exporter import __version__, models
-from exporter.client import Client
-from exporter.errors import (
+from exporter import __version__
+from exporter.api import model
+from exporter.api.billing import Billing
+from exporter.api.client import Client
+from exporter.api.errors import (
     PERMISSION_HINT,
     ApiError,
     ApiTimeoutError,
     AuthError,
     InvalidResponseError,
+    NotFoundError,
     first_api_error,
 )
 from exporter.fetch import Plan, TeamShape, fetch, learn
-from exporter.metrics import Health
+from exporter.own import Health
 from exporter.settings import Settings
-from exporter.snapshot import Snapshot, build
+from exporter.snapshot import Answers, Snapshot, build
 from exporter.unbilled import UsageSums
 
 log = logging.getLogger("exporter.poller")
 POLL_DEADLINE_SECONDS = 120.0
 TOKEN_CHECK_SECONDS = 86400.0  # GET /v1/auth after the first poll, then once a day
 TOKEN_RETRY_SECONDS = 3600.0  # ... or an hour after it failed
+CREDIT_RETRY_SECONDS = 3600.0  # the credit balance: with every poll; an hour after a failure
+CREDIT_ABSENT_SECONDS = 86400.0  # ... a day after a 404 (a legacy account has none)
 
 
 @dataclass(frozen=True)
@@ -65,6 +71,7 @@ class Poller:
     ) -> None:
         self._client = client
         self._settings = settings
+        self._contracts = settings.contracts()  # what to ask for; the contract last seen
         self._publish = publish
         self._clock = clock
         self._wall_clock = wall_clock
@@ -82,8 +89,14 @@ class Poller:
         self._spent: int | None = None  # requests the last poll spent, whatever its result
         self._expiry: asyncio.TimerHandle | None = None
         self._stretched_to: float | None = None
-        self._token: models.TokenInfo | None = None
+        self._token: model.Token | None = None
         self._token_due = float("-inf")  # when GET /v1/auth is next asked (monotonic)
+        self._contract: model.Contract | None = None  # of the last good poll
+        self._team_names: dict[str, str] = {}
+        self._credit: model.Credit | None = None  # the last credit balance read
+        self._credit_due = float("-inf")  # when it is next asked (monotonic)
+        self._credit_absent_said = False
+        self._waited = 0.0  # seconds waited for the API's rate-limit window
 
     # ----------------------------------------------------------------- one poll
 
@@ -94,8 +107,8 @@ class Poller:
         error: ApiError | None = None
         try:
             async with asyncio.timeout(POLL_DEADLINE_SECONDS):
-                plan = Plan.of(self._settings, self._usage, self._shapes)
-                answers = await fetch(self._client, plan)
+                plan = self._plan()
+                answers = self._learn_credit(plan, await fetch(self._billing(), plan))
             snapshot = build(answers, self._settings.view)
         except TimeoutError:
             error = ApiTimeoutError("poll", f"gave up after {POLL_DEADLINE_SECONDS:.0f} s")
@@ -111,7 +124,8 @@ class Poller:
             self._serving, self._up, self._last_success = True, True, self._last_poll
             self._usage = answers.usage
             self._shapes = learn(answers)
-            self._warn_unknown_budgets(frozenset(team.id for team in answers.invoice.teams))
+            self._learn_from(answers, snapshot)
+            self._warn_unknown_budgets(frozenset(team.id for team in answers.invoice.teams or ()))
             self._poll_cost = spent
             self._last_result = "ok"
             self._schedule_expiry()
@@ -131,6 +145,66 @@ class Poller:
             log.warning("poll failed: %s%s", error, hint, extra=extra)
         return error is None
 
+    def _billing(self) -> Billing:
+        return Billing(self._client, self._contracts)
+
+    def _plan(self) -> Plan:
+        asks_credit = (
+            self._settings.api_contract != "legacy"  # a current-contract endpoint only
+            and (self._settings.invoice_id is None or self._settings.unbilled)  # reads the list
+            and self._clock() >= self._credit_due
+        )
+        return Plan.of(
+            self._settings,
+            usage=self._usage,
+            shapes=self._shapes,
+            token=self._token,
+            team_names=self._team_names,
+            credit=asks_credit,
+        )
+
+    def _learn_credit(self, plan: Plan, answers: Answers) -> Answers:
+        """The credit balance to serve: this poll's, the last one read when it was not
+        due, none after a failure (asked again an hour later, or a day after a 404)."""
+        if not plan.credit:
+            return dataclasses.replace(answers, credit=self._credit)
+        error = answers.credit_error
+        if error is None:
+            self._credit, self._credit_absent_said = answers.credit, False
+            return answers
+        self._credit = None
+        if isinstance(error, NotFoundError):
+            self._credit_due = self._clock() + CREDIT_ABSENT_SECONDS
+            if not self._credit_absent_said:
+                log.info(
+                    "no credit balance (GET /v1/billing/credit-balance: 404); asked again in a day"
+                )
+                self._credit_absent_said = True
+        else:
+            self._credit_due = self._clock() + CREDIT_RETRY_SECONDS
+            log.warning(
+                "credit balance (GET /v1/billing/credit-balance) failed, "
+                "tried again in an hour: %s",
+                error,
+                extra={"fields": {"result": error.reason}},
+            )
+        return answers
+
+    def _learn_from(self, answers: Answers, snapshot: Snapshot) -> None:
+        """What a good poll says for the next: the contract, the token, team names."""
+        if answers.contract is not None and answers.contract != self._contract:
+            log.info(
+                "reading the %s billing contract%s",
+                answers.contract,
+                f" (was {self._contract})" if self._contract else "",
+                extra={"fields": {"contract": answers.contract}},
+            )
+            self._contract = answers.contract
+        if answers.token is not None:  # asked for a single-team answer: a token check too
+            self._token = answers.token
+            self._token_due = self._clock() + TOKEN_CHECK_SECONDS
+        self._team_names = {team.id: team.name for team in snapshot.teams}
+
     def _fields(self, spent: int, series: int) -> dict[str, object]:
         """What the poll's log line says besides the invoice."""
         return {
@@ -149,7 +223,7 @@ class Poller:
         self._client.set_deadline(POLL_DEADLINE_SECONDS)
         try:
             async with asyncio.timeout(POLL_DEADLINE_SECONDS):
-                self._token = await self._client.token_info()
+                self._token = await self._billing().token()
         except Exception as exc:
             error = first_api_error(exc) or f"{type(exc).__name__}: {exc}"
             self._token = None
@@ -186,6 +260,8 @@ class Poller:
                 (token.entity_type or "", token.entity_id or "") if token is not None else None
             ),
             token_expiry=token.expires_at if token is not None else None,
+            contract=self._contract,
+            ratelimit_wait=self._waited,
         )
 
     def _send(self, snapshot: Snapshot | None = None) -> int:
@@ -267,7 +343,10 @@ class Poller:
                     wait,
                     self._client.stats.ratelimit_window_remaining,
                 )
-                if await _sleep_or_stop(wait, stop):
+                waited_from = self._clock()
+                stopped = await _sleep_or_stop(wait, stop)
+                self._waited += self._clock() - waited_from
+                if stopped:
                     break
             await self.poll()
             await self.check_token()

@@ -22,6 +22,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from exporter import webconfig
+from exporter.api.contract import Contracts
 from exporter.webconfig import WebConfig
 
 ENV_PREFIX = "NORTHFLANK_"
@@ -35,7 +36,7 @@ class SettingsError(Exception):
 
 @dataclass(frozen=True)
 class View:
-    """What the figures show: which teams, how deep, in which unit, with which budgets.
+    """What the figures show: which teams, how deep, with which budgets.
 
     The one rule for both what a poll drills into (``fetch``) and what the snapshot
     keeps (``snapshot.build``).
@@ -43,7 +44,6 @@ class View:
 
     teams: frozenset[str] = frozenset()  # empty: every team the invoice lists
     depth: Depth = "resource"
-    amount_unit: Literal["cents", "major"] = "cents"
     budgets: Mapping[str, float] = dataclasses.field(
         default_factory=dict
     )  # team (or "*") -> amount
@@ -97,7 +97,8 @@ class Settings(BaseSettings):
     max_concurrency: int = Field(default=8, ge=1, le=256)
     request_timeout_seconds: float = Field(default=10, gt=0)
     max_staleness_seconds: float | None = Field(default=None, gt=0)
-    amount_unit: Literal["cents", "major"] = "cents"
+    amount_unit: Literal["auto", "cents", "major"] = "auto"
+    api_contract: Literal["auto", "current", "legacy"] = "auto"
     listen_address: str = "0.0.0.0:9721"
     web_config_file: Path | None = None
     unbilled: bool = True
@@ -166,7 +167,12 @@ class Settings(BaseSettings):
 
     @property
     def view(self) -> View:
-        return View(frozenset(self.teams), self.depth, self.amount_unit, self.budgets)
+        return View(frozenset(self.teams), self.depth, self.budgets)
+
+    def contracts(self) -> Contracts:
+        """What to ask the API for and accept (one per exporter: it remembers the
+        contract last seen)."""
+        return Contracts(self.api_contract, self.amount_unit)
 
     @property
     def staleness_seconds(self) -> float:
@@ -225,6 +231,7 @@ class Invocation:
     once: bool
     demo: bool
     web: WebConfig | None = None
+    demo_contract: Literal["current", "legacy"] = "current"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -241,6 +248,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--once", action="store_true", help="poll once, print the exposition")
     parser.add_argument(
         "--demo", action="store_true", help="poll an embedded simulated API (no token needed)"
+    )
+    parser.add_argument(
+        "--demo-contract",
+        choices=("current", "legacy"),
+        default="current",
+        help="the billing contract the demo's simulated API answers in (default current)",
     )
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     for name, field in Settings.model_fields.items():
@@ -270,6 +283,7 @@ def parse(argv: Sequence[str], *, demo_overrides: Mapping[str, str] | None = Non
     """
     args = vars(build_parser().parse_args(list(argv)))
     once, demo = bool(args.pop("once")), bool(args.pop("demo"))
+    demo_contract = args.pop("demo_contract")
     args.pop("version")
     flags = {key: value for key, value in args.items() if isinstance(value, str)}
     init: dict[str, Any] = dict(demo_overrides or {}) if demo else {}
@@ -289,7 +303,7 @@ def parse(argv: Sequence[str], *, demo_overrides: Mapping[str, str] | None = Non
                 "--web-config-file" if "web_config_file" in flags else "NORTHFLANK_WEB_CONFIG_FILE"
             )
             raise SettingsError(f"{where}: {exc}") from None
-    return Invocation(settings=settings, once=once, demo=demo, web=web)
+    return Invocation(settings, once, demo, web, demo_contract)
 
 
 def _describe(exc: ValidationError, flags: Mapping[str, str]) -> str:

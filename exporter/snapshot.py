@@ -3,10 +3,11 @@
 :func:`build` is pure, and the one place where the team filter, the depth and the
 budgets (a :class:`~exporter.settings.View`) apply. It takes the poll's
 :class:`Answers` (the unfiltered invoice, each team's ``teamId`` answer, each project's
-``projectId`` answer, the usage summed so far) and decides which figure comes from where:
-a team's total always from the unfiltered answer, never from a filtered slice; the PaaS
-and invoice totals likewise; the ``projectId`` answers give only resource types and
-resources.
+resource types, the usage summed so far, the credit balance) and decides which figure
+comes from where: a team's total always from the unfiltered answer, never from a
+filtered slice; the PaaS and invoice totals likewise; the ``projectId`` answers give only
+resource types and resources. The answers are the API's edge's model
+(:mod:`exporter.api.model`): amounts already in major units, whichever contract.
 """
 
 from __future__ import annotations
@@ -15,51 +16,14 @@ import dataclasses
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from exporter import models
-from exporter.models import BYOC_DIMENSIONS, PAAS_DIMENSIONS
+from exporter.api import model
+from exporter.api.errors import ApiError
+from exporter.api.model import Price, Project, ResourceType, Team
+from exporter.api.read import exact
 from exporter.settings import View
 from exporter.unbilled import Sum, UsageSums
 
-
-@dataclass(frozen=True, slots=True)
-class Cost:
-    """A price: its total and the dimensions the API gave (a missing one is left out)."""
-
-    total: float | None
-    dimensions: tuple[tuple[str, float], ...]
-
-
-@dataclass(frozen=True, slots=True)
-class ResourceCost:
-    id: str
-    name: str
-    cost: Cost
-
-
-@dataclass(frozen=True, slots=True)
-class ResourceTypeCost:
-    resource_type: str
-    cost: Cost
-    resources: tuple[ResourceCost, ...]
-
-
-ResourceTypes = tuple[ResourceTypeCost, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class ProjectCost:
-    id: str
-    name: str
-    cost: Cost
-    resource_types: tuple[ResourceTypeCost, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class TeamCost:
-    id: str
-    name: str
-    cost: Cost
-    projects: tuple[ProjectCost, ...]
+ResourceTypes = tuple[ResourceType, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +36,8 @@ class LineItem:
 
 @dataclass(frozen=True, slots=True)
 class InvoiceFigures:
+    """The invoice's own figures, as the metrics and the page show them."""
+
     id: str
     currency: str
     period_start: float | None
@@ -82,9 +48,10 @@ class InvoiceFigures:
     tax_amount: float | None
     tax_ratio: float | None
     paid: bool | None
-    line_items: tuple[LineItem, ...]
-    byoc: Cost | None
-    paas: Cost | None
+    status: str | None
+    line_items: tuple[LineItem, ...]  # same titles added into one
+    byoc: Price | None
+    paas: Price | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,34 +63,29 @@ class TeamAmount:
 
 @dataclass(frozen=True, slots=True)
 class UnbilledFigures:
-    """Usage since the newest invoice, summed hour by hour (the running hour included)."""
+    """Usage since the newest invoice (the running hour included)."""
 
     since: float
     through: float
     total: float
-    paas: Cost
-    byoc: Cost
+    paas: Price
+    byoc: Price
     teams: tuple[TeamAmount, ...]
 
 
 @dataclass(frozen=True, slots=True)
 class Snapshot:
-    """Everything the cost families are rendered from; swapped in whole after a poll."""
+    """Everything the cost families are rendered from; swapped in whole after a poll.
+
+    ``teams`` hold their projects (below depth ``team``) and those their resource types
+    (at depth ``resource``), sorted by type name.
+    """
 
     invoice: InvoiceFigures
-    teams: tuple[TeamCost, ...]
+    teams: tuple[Team, ...]
     unbilled: UnbilledFigures | None = None
     budgets: tuple[TeamAmount, ...] = ()
-
-
-class MajorUnits:
-    """Turns API amounts into major units: cents / 100, or as they are."""
-
-    def __init__(self, unit: str) -> None:
-        self.divisor = 100.0 if unit == "cents" else 1.0
-
-    def __call__(self, amount: float | None) -> float | None:
-        return None if amount is None else amount / self.divisor
+    credit: model.Credit | None = None
 
 
 @dataclass(frozen=True)
@@ -132,6 +94,7 @@ class NewestInvoice:
 
     id: str
     period_end: float
+    entry: model.InvoiceEntry | None = None  # its list entry
 
 
 @dataclass(frozen=True)
@@ -139,26 +102,29 @@ class Answers:
     """What the API answered in one poll (made by :func:`exporter.fetch.fetch`)."""
 
     newest: NewestInvoice | None  # None when the list was not read
-    invoice: models.Invoice  # the unfiltered answer
-    teams: Mapping[str, models.Team]  # each team's ``teamId`` answer, where one was needed
+    invoice: model.Invoice  # the unfiltered answer (a single-team token's: its one team)
+    teams: Mapping[str, Team]  # each team's ``teamId`` answer, where one was needed
     projects: Mapping[tuple[str, str], ResourceTypes]  # (team, project): its resource types
     usage: UsageSums | None = None  # usage summed through this poll; None: unbilled off
     spent: Mapping[str, int] = dataclasses.field(default_factory=dict)  # requests by way read
+    contract: model.Contract | None = None  # the one billing contract of the poll's answers
+    credit: model.Credit | None = None  # None: not asked, or it failed
+    credit_error: ApiError | None = None  # why it failed, when it did
+    token: model.Token | None = None  # GET /v1/auth, when the poll had to ask (single team)
 
 
 def build(answers: Answers, view: View) -> Snapshot:
     """The snapshot of one poll's answers, as ``view`` says: only its teams in the team
     families, projects and deeper only below depth ``team``, its budgets."""
-    units = MajorUnits(view.amount_unit)
     team_costs = []
-    for team in answers.invoice.teams:
+    for team in answers.invoice.teams or ():
         if not view.includes(team.id):
             continue
         # Projects: from the team's own answer, or the unfiltered one (single-team invoice).
         source = answers.teams.get(team.id, team)
         listed = source.projects or () if view.depth != "team" else ()
-        projects = tuple(_project(team.id, project, answers.projects, units) for project in listed)
-        team_costs.append(TeamCost(team.id, team.name or "", _paas(team.price, units), projects))
+        projects = tuple(_project(team.id, project, answers.projects) for project in listed)
+        team_costs.append(Team(team.id, team.name, team.price, projects))
     names = {team.id: team.name for team in team_costs}
     budget_rows = tuple(
         TeamAmount(team_id, name, amount)
@@ -167,122 +133,75 @@ def build(answers: Answers, view: View) -> Snapshot:
     )
     usage = answers.usage
     return Snapshot(
-        invoice=_invoice(answers.invoice, units),
+        invoice=figures(answers.invoice),
         teams=tuple(team_costs),
-        unbilled=_unbilled(usage, names, units) if usage else None,
+        unbilled=_unbilled(usage, names) if usage else None,
         budgets=budget_rows,
+        credit=answers.credit,
     )
 
 
-def _unbilled(usage: UsageSums, names: Mapping[str, str], units: MajorUnits) -> UnbilledFigures:
-    def cost(part: Sum) -> Cost:
-        return _cost(float(part.total), ((n, float(v)) for n, v in part.dimensions), units)
+def _unbilled(usage: UsageSums, names: Mapping[str, str]) -> UnbilledFigures:
+    def price(part: Sum) -> Price:
+        return Price(float(part.total), tuple((n, float(v)) for n, v in part.dimensions))
 
     return UnbilledFigures(
         since=usage.since,
         through=usage.through,
-        total=float(usage.total) / units.divisor,
-        paas=cost(usage.paas),
-        byoc=cost(usage.byoc),
+        total=float(usage.total),
+        paas=price(usage.paas),
+        byoc=price(usage.byoc),
         teams=tuple(
-            TeamAmount(team_id, name, float(usage.team_hours[team_id].sum.total) / units.divisor)
+            TeamAmount(team_id, name, float(usage.team_hours[team_id].sum.total))
             for team_id, name in names.items()
             if team_id in usage.team_hours
         ),
     )
 
 
-def resource_types(project: models.Project, amount_unit: str = "cents") -> ResourceTypes:
-    """A ``projectId`` answer's resource types and resources, as snapshot figures.
-
-    The poller converts each answer as it arrives, so a poll of 500 projects holds
-    their figures, not 500 pydantic models, until the snapshot is built.
-    """
-    units = MajorUnits(amount_unit)
-    return tuple(
-        ResourceTypeCost(
-            kind.resource_type,
-            _paas(kind.price, units),
-            tuple(
-                ResourceCost(res.id, res.name or "", _paas(res.price, units))
-                for res in kind.resources or ()
-            ),
-        )
-        for kind in project.resource_types or ()
-    )
-
-
 def _project(
-    team_id: str,
-    project: models.Project,
-    answers: Mapping[tuple[str, str], ResourceTypes],
-    units: MajorUnits,
-) -> ProjectCost:
+    team_id: str, project: Project, answers: Mapping[tuple[str, str], ResourceTypes]
+) -> Project:
     # By name: the same order whether a project was read by project or by resource type.
     types = tuple(sorted(answers.get((team_id, project.id), ()), key=_type_name))
-    return ProjectCost(project.id, project.name or "", _paas(project.price, units), types)
+    return Project(project.id, project.name, project.price, types)
 
 
-def _type_name(kind: ResourceTypeCost) -> str:
+def _type_name(kind: ResourceType) -> str:
     return kind.resource_type
 
 
-def _paas(price: models.PaasPrice | None, units: MajorUnits) -> Cost:
-    if price is None:
-        return Cost(None, ())
-    return _cost(
-        price.total,
-        zip(PAAS_DIMENSIONS, (price.cpu, price.memory, price.storage, price.gpu), strict=True),
-        units,
-    )
-
-
-def _byoc(price: models.ByocPrice | None, units: MajorUnits) -> Cost | None:
-    if price is None:
-        return None
-    values = (price.vcpu, price.memory, price.gpu_memory, price.cluster)
-    return _cost(price.total, zip(BYOC_DIMENSIONS, values, strict=True), units)
-
-
-def _cost(total: float | None, dims: Iterable[tuple[str, float | None]], units: MajorUnits) -> Cost:
-    present = tuple((name, value / units.divisor) for name, value in dims if value is not None)
-    return Cost(units(total), present)
-
-
-def _invoice(invoice: models.Invoice, units: MajorUnits) -> InvoiceFigures:
-    period = invoice.period or models.Period()
-    tax = invoice.tax or models.Tax()
-    paas = invoice.paas_usage
-    byoc = invoice.byoc_usage
+def figures(invoice: model.Invoice) -> InvoiceFigures:
+    """The invoice's own figures (its breakdown aside)."""
     return InvoiceFigures(
         id=invoice.id,
-        currency=invoice.currency or "",
-        period_start=period.start,
-        period_end=period.end,
-        total=units(invoice.total),
-        subtotal=units(invoice.sub_total),
-        discount=units(invoice.discounts.total if invoice.discounts else None),
-        tax_amount=units(tax.amount),
-        tax_ratio=None if tax.percent is None else tax.percent / 100,
+        currency=invoice.currency,
+        period_start=invoice.period_start,
+        period_end=invoice.period_end,
+        total=invoice.total,
+        subtotal=invoice.subtotal,
+        discount=invoice.discount,
+        tax_amount=invoice.tax_amount,
+        tax_ratio=None if invoice.tax_percent is None else invoice.tax_percent / 100,
         paid=invoice.paid,
-        line_items=_line_items(invoice.line_items or (), units),
-        byoc=_byoc(byoc.price, units) if byoc else None,
-        paas=_paas(paas.price, units) if paas and paas.price else None,
+        status=invoice.status,
+        line_items=_line_items(invoice.line_items),
+        byoc=invoice.byoc,
+        paas=invoice.paas,
     )
 
 
-def _line_items(items: Iterable[models.LineItem], units: MajorUnits) -> tuple[LineItem, ...]:
+def _line_items(items: Iterable[model.LineItem]) -> tuple[LineItem, ...]:
     """Line items with the same title are added into one."""
     merged: dict[str, LineItem] = {}
     for item in items:
-        title = item.title or ""
-        new = LineItem(title, units(item.total), units(item.base), units(item.proration))
-        old = merged.get(title)
-        merged[title] = (
+        new = LineItem(item.title, item.total, item.base, item.proration)
+        old = merged.get(item.title)
+        merged[item.title] = (
             new
             if old is None
             else LineItem(
-                title,
+                item.title,
                 _add(old.total, new.total),
                 _add(old.base, new.base),
                 _add(old.proration, new.proration),
@@ -292,6 +211,7 @@ def _line_items(items: Iterable[models.LineItem], units: MajorUnits) -> tuple[Li
 
 
 def _add(a: float | None, b: float | None) -> float | None:
+    """Exactly, as the decimals the API sent would add."""
     if a is None:
         return b
-    return a if b is None else a + b
+    return a if b is None else float(exact(a) + exact(b))
