@@ -1,5 +1,5 @@
-"""What the client's tests share: a fake clock, a client run on httpx.MockTransport, and
-canned answers (``ok``, ``error``, ``sequence``)."""
+"""What the client's tests share: a fake clock, a client (and the billing endpoints over
+it) run on httpx.MockTransport, and canned answers (``ok``, ``error``, ``sequence``)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,12 @@ from typing import Any
 
 import httpx
 
-from exporter.client import Client
+from exporter.api.billing import Billing
+from exporter.api.client import Client
+from exporter.api.contract import Contracts
 
-INVOICE = {"id": "inv-1", "currency": "usd", "paasUsage": {"teams": []}}
+INVOICE = {"id": "inv-1", "currency": "usd", "paasUsage": {"teams": []}}  # legacy
+CURRENT_INVOICE = {"id": "inv-1", "currency": "usd", "status": "open", "paas": {"teams": []}}
 Handler = Callable[[httpx.Request], httpx.Response]
 
 
@@ -31,8 +34,12 @@ class FakeTime:
         self.now += seconds
 
 
-def run_client(handler: Handler, call: Callable[[Client], Any], **kwargs: Any) -> Any:
+def run_client(handler: Handler, call: Callable[[Billing], Any], **kwargs: Any) -> Any:
+    """``call(billing)`` on a client of ``handler``; (its result, the client).
+
+    ``contracts``: what the endpoints ask for and accept (default: auto, auto)."""
     fake = kwargs.pop("fake", FakeTime())
+    contracts = kwargs.pop("contracts", None) or Contracts()
 
     async def go() -> Any:
         client = Client(
@@ -45,7 +52,7 @@ def run_client(handler: Handler, call: Callable[[Client], Any], **kwargs: Any) -
             **kwargs,
         )
         async with client:
-            result = await call(client)
+            result = await call(Billing(client, contracts))
             return result, client
 
     return asyncio.run(go())
@@ -74,5 +81,5 @@ def sequence(*responses: httpx.Response | Exception) -> tuple[Handler, list[http
     return handler, seen
 
 
-def get_invoice(client: Client) -> Any:
-    return client.get_invoice("inv-1")
+def get_invoice(billing: Billing) -> Any:
+    return billing.invoice("inv-1")

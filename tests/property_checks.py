@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Iterable, Mapping
+from decimal import Decimal
 from typing import Any
 
 from hypothesis import event
@@ -17,7 +18,7 @@ from prometheus_client.openmetrics.parser import (
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 
 from exporter import metrics as m
-from exporter.errors import ApiError
+from exporter.api.errors import ApiError
 from tests.property_strategies import BYOC, PAAS, World
 
 # --------------------------------------------------------------------------- valid expositions
@@ -73,7 +74,9 @@ def assert_invalid_response(exc: BaseException) -> None:
 
 
 def cents(value: Any) -> float:
-    return float(value) / 100
+    """Cents in major units, as the decimal the JSON wrote divided by 100 (so 1/3 of a
+    cent is 0.003333333333333333, not the binary quotient)."""
+    return float(Decimal(repr(float(value))) / 100)
 
 
 def _cost(
@@ -202,10 +205,10 @@ def check_figures(world: World, depth: str, samples: Mapping[Series, float]) -> 
     for key, value in want.items():
         assert same(got[key], value), (key, got[key], value)
     cur = world.invoice.get("currency") or ""
-    org = unbilled_total(world.usage, world.end, ("paasUsage", "byocUsage")) / 100
+    org = cents(unbilled_total(world.usage, world.end, ("paasUsage", "byocUsage")))
     assert near(samples[(m.UNBILLED_COST.name, frozenset({("currency", cur)}))], org)
     for team in world.teams:
         where = {"currency": cur, "team": team["id"], "team_name": team.get("name") or ""}
-        amount = unbilled_total(world.team_usage[team["id"]], world.end, ("paasUsage",)) / 100
+        amount = cents(unbilled_total(world.team_usage[team["id"]], world.end, ("paasUsage",)))
         got_amount = samples[(m.TEAM_UNBILLED_COST.name, frozenset(where.items()))]
         assert near(got_amount, amount), (team["id"], got_amount, amount)

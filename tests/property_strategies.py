@@ -271,11 +271,12 @@ def worlds(
     }
     hours = st.one_of(st.integers(-3, 6).map(lambda k: end + k * HOUR), stamps)
     paas_usage = fields({}, {"price": price})
+    # An hour with neither category is in neither billing contract: always one.
     org_entry = fields(
-        {"timestamp": hours},
-        {"paasUsage": paas_usage, "byocUsage": fields({}, {"price": byoc_price(money)})},
+        {"timestamp": hours, "paasUsage": paas_usage},
+        {"byocUsage": fields({}, {"price": byoc_price(money)})},
     )
-    team_entry = fields({"timestamp": hours}, {"paasUsage": paas_usage})
+    team_entry = fields({"timestamp": hours, "paasUsage": paas_usage}, {})
     usage = draw(st.lists(org_entry, max_size=4))
     team_usage = [draw(st.lists(team_entry, max_size=3)) for _ in teams]
     # As the exporter will see them: "\\ud800\\udc00" in JSON is one character, U+10000.

@@ -12,8 +12,9 @@ from urllib.parse import unquote
 import httpx
 from hypothesis import strategies as st
 
-from exporter.client import Client, RetryPolicy
+from exporter.api.client import Client, RetryPolicy
 from exporter.settings import Settings
+from tests.contracts import to_current
 from tests.property_strategies import World, dumps, fields, ints, json_values, texts, worlds
 
 BASE_URL = "http://api.test"
@@ -68,13 +69,22 @@ def reply(data: Any, status: int = 200) -> httpx.Response:
 
 
 class FakeApi:
-    """Routes a request to the world's answer; a path it does not know is a 404."""
+    """Routes a request to the world's answer, in ``contract`` (the world is written in
+    the legacy one); a path it does not know is a 404."""
 
-    def __init__(self, world: World) -> None:
+    def __init__(self, world: World, contract: str = "legacy") -> None:
         self.world = world
         self.invoices = answers(world)
+        self.contract = contract
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
+        response = self._answer(request)
+        if self.contract == "current" and response.status_code == 200:
+            data = to_current(httpx.Response(200, content=response.content).json()["data"])
+            return reply(data)
+        return response
+
+    def _answer(self, request: httpx.Request) -> httpx.Response:
         path = request.url.raw_path.partition(b"?")[0].decode("ascii")
         parts = [unquote(part) for part in path.split("/")[1:]]
         query = request.url.params
@@ -83,6 +93,7 @@ class FakeApi:
             summary = {
                 k: world.invoice[k] for k in ("id", "period", "currency") if k in world.invoice
             }
+            summary["paid"] = world.invoice.get("paid") or False
             return reply({"invoices": [summary]})
         if parts[:3] == ["v1", "billing", "invoices"] and parts[3:] == [world.id]:
             key = (query.get("teamId"), query.get("projectId"))
@@ -169,6 +180,8 @@ class FakeTime:
 
 
 def make_client(handler: Any, fake: FakeTime | None = None) -> Client:
+    """A client of ``handler`` that does not retry (the endpoints: ``Billing(client,
+    contracts)``)."""
     fake = fake or FakeTime()
     return Client(
         BASE_URL,

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from exporter import metrics as m
+from exporter.history import NOT_HISTORY
 from exporter.metrics import COST, TEAM_BUDGET
 from exporter.simulator import (
     HOUR,
@@ -107,9 +108,11 @@ def test_file_is_openmetrics_that_promtool_accepts(world: World) -> None:
     assert text.count("# EOF") == 1
     names = re.findall(r"^# TYPE (\S+) gauge$", text, re.M)
     assert len(names) == len(set(names)), "a family written twice"
-    written = {spec.name for spec in COST} - {TEAM_BUDGET.name}
+    written = {spec.name for spec in COST} - {spec.name for spec in NOT_HISTORY}
     at_project = {n for n in written if "resource" not in n}
-    assert set(names) == at_project  # depth project: no resource families, no budgets
+    # depth project: no resource families, no budgets, no credit balance (today's only)
+    assert set(names) == at_project
+    assert TEAM_BUDGET.name not in names
     # each series contiguous and in time order
     last: dict[str, float] = {}
     seen_done: set[str] = set()

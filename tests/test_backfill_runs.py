@@ -120,3 +120,37 @@ def test_backfill_waits_for_the_request_budget_and_says_so(tmp_path: Path) -> No
             process.terminate()
             process.wait(10)
     assert not (tmp_path / "a.om").exists()  # nothing half-written under the name
+
+
+# --------------------------------------------------------------------------- both contracts
+
+
+@pytest.mark.e2e
+def test_both_contracts_backfill_the_same_file(tmp_path: Path) -> None:
+    """The same organisation answered in the current contract (major units, ``paas``, the
+    usage list's hours) and pinned to the legacy one (cents, ``paasUsage``): one file, but
+    for the invoices' status, which only the current contract has."""
+    now = org_now()
+    org = generate_organisation(
+        teams=2, projects_per_team=2, invoices=3, now=now, fractional_cents=True
+    )
+    since, until = ends(org)[0], ends(org)[-1] + 5 * 3600
+    files = {}
+    for contract in ("current", "legacy-pinned"):
+        with Simulator(org, token=TOKEN, usage_history=True, contract=contract) as sim:
+            file = tmp_path / f"{contract}.om"
+            result = run_backfill(
+                sim, "--since", str(since), "--until", str(until), "--output", str(file)
+            )
+            assert result.returncode == 0, result.stderr
+            assert not [
+                r
+                for r in sim.requests
+                if "removeLegacyFields" not in r.query and "billing" in r.path
+            ]
+        files[contract] = file.read_text(encoding="utf-8").splitlines()
+    status = "northflank_invoice_status"
+    current = [line for line in files["current"] if status not in line]
+    assert current == files["legacy-pinned"]
+    assert [line for line in files["current"] if line.startswith(status + "{")]
+    assert len(current) > 1000

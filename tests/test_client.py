@@ -8,8 +8,9 @@ import random
 import httpx
 import pytest
 
-from exporter.client import Client, RetryPolicy, parse_retry_after
-from exporter.errors import (
+from exporter.api.billing import Billing
+from exporter.api.client import RetryPolicy, parse_retry_after
+from exporter.api.errors import (
     ApiConnectionError,
     ApiTimeoutError,
     AuthError,
@@ -23,11 +24,18 @@ from tests.client_helpers import INVOICE, FakeTime, error, get_invoice, ok, run_
 
 def test_sends_bearer_token_and_filters() -> None:
     handler, seen = sequence(ok(INVOICE))
-    run_client(handler, lambda c: c.get_invoice("inv-1", team_id="t1", project_id="p1"))
+    run_client(handler, lambda b: b.invoice("inv-1", team_id="t1", project_id="p1"))
     request = seen[0]
     assert request.headers["Authorization"] == "Bearer secret-token"
     assert request.url.path == "/v1/billing/invoices/inv-1"
-    assert dict(request.url.params) == {"teamId": "t1", "projectId": "p1", "per_page": "100"}
+    assert dict(request.url.params) == {
+        "teamId": "t1",
+        "projectId": "p1",
+        "removeLegacyFields": "true",
+        "teamsPerPage": "100",
+        "projectsPerPage": "100",
+        "resourcesPerPage": "100",
+    }
 
 
 @pytest.mark.parametrize(
@@ -101,18 +109,18 @@ def test_wait_beyond_the_poll_deadline_fails_without_sending() -> None:
     fake = FakeTime()
     handler, seen = sequence(error(429, {"Retry-After": "600"}), ok(INVOICE))
 
-    async def two_polls(client: Client) -> None:
-        client.set_deadline(120)
+    async def two_polls(billing: Billing) -> None:
+        billing.client.set_deadline(120)
         with pytest.raises(RateLimitedError):
-            await client.get_invoice("inv-1")
+            await billing.invoice("inv-1")
         assert len(seen) == 1  # did not wait 600 s inside a 120 s poll
-        client.set_deadline(120)  # the next poll, still inside the wait
+        billing.client.set_deadline(120)  # the next poll, still inside the wait
         with pytest.raises(RateLimitedError, match="not sending"):
-            await client.get_invoice("inv-1")
+            await billing.invoice("inv-1")
         assert len(seen) == 1
         fake.now += 600  # the wait is over: the next poll sends again
-        client.set_deadline(120)
-        await client.get_invoice("inv-1")
+        billing.client.set_deadline(120)
+        await billing.invoice("inv-1")
         assert len(seen) == 2
 
     run_client(handler, two_polls, fake=fake)
@@ -150,7 +158,7 @@ def test_no_answer_is_counted_as_error_code() -> None:
         httpx.Response(200, json={"nodata": 1}),
         httpx.Response(200, json=[1, 2]),
         httpx.Response(200, json={"data": {"id": 5}}),
-        httpx.Response(200, json={"data": {"id": "i", "total": "lots"}}),
+        httpx.Response(200, json={"data": {"id": "i", "paid": False, "total": "lots"}}),
         httpx.Response(200, json={"data": {"id": "i", "paasUsage": {"teams": "x"}}}),
     ],
     ids=["json", "truncated", "html", "no-data", "array", "id-type", "amount-type", "teams-type"],
@@ -163,7 +171,9 @@ def test_invalid_responses(response: httpx.Response) -> None:
 
 
 def test_non_finite_amounts_are_invalid() -> None:
-    handler, _ = sequence(httpx.Response(200, text='{"data": {"id": "i", "total": NaN}}'))
+    handler, _ = sequence(
+        httpx.Response(200, text='{"data": {"id": "i", "status": "open", "total": NaN}}')
+    )
     with pytest.raises(InvalidResponseError):
         run_client(handler, get_invoice)
 
@@ -192,8 +202,8 @@ def test_unknown_fields_and_resource_types_pass_through() -> None:
     invoice, _ = run_client(handler, get_invoice)
     kind = invoice.teams[0].projects[0].resource_types[0]
     assert kind.resource_type == "quantum-computer"
-    assert kind.price.total == 5
-    assert kind.price.cpu is None
+    assert kind.price.total == 0.05  # 5 cents
+    assert kind.price.dimensions == ()
 
 
 def test_ratelimit_headers_are_recorded() -> None:
@@ -216,12 +226,11 @@ def test_a_429_does_not_describe_the_window() -> None:
     )
     handler, _ = sequence(limited)
 
-    async def call(client: Client) -> Client:
+    async def call(billing: Billing) -> None:
         with pytest.raises(RateLimitedError):
-            await client.get_invoice("inv-1")
-        return client
+            await billing.invoice("inv-1")
 
-    client, _ = run_client(handler, call)
+    _, client = run_client(handler, call)
     assert client.stats.ratelimit_remaining == 0  # exported as it was seen
     assert client.stats.ratelimit_window_remaining is None  # no hold on the next poll
 
@@ -249,11 +258,11 @@ def test_ratelimit_remaining_is_the_smallest_within_a_window() -> None:
     # answers of one window arriving out of order, then a new window
     handler, _ = sequence(answer(5, 100), answer(7, 100), answer(999, 3600))
 
-    async def calls(client: Client) -> list[float | None]:
+    async def calls(billing: Billing) -> list[float | None]:
         seen = []
         for _ in range(3):
-            await client.get_invoice("inv-1")
-            seen.append(client.stats.ratelimit_remaining)
+            await billing.invoice("inv-1")
+            seen.append(billing.client.stats.ratelimit_remaining)
         return seen
 
     seen, _ = run_client(handler, calls)

@@ -1,28 +1,36 @@
-"""Snapshot -> exposition, byte for byte, for a small fixed organisation.
+"""Answers -> snapshot -> exposition, byte for byte, for a small fixed organisation, in
+both billing contracts.
 
-The golden file ``tests/golden/small.prom`` is the clearest specification of the metrics
-there is. To update it after an intended change: ``UPDATE_GOLDEN=1 python -m pytest
-tests/test_exposition.py`` and read the diff.
+The golden files ``tests/golden/small.prom`` (the organisation's answers in the legacy
+contract) and ``tests/golden/small-current.prom`` (the same answers in the current one:
+:func:`tests.contracts.to_current`) are the clearest specification of the metrics there
+is; their cost families are the same bytes but for what only the current contract has
+(the invoice's status, the credit balance). To update them after an intended change:
+``UPDATE_GOLDEN=1 python -m pytest tests/test_exposition.py`` and read the diff.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import os
 import subprocess
 from pathlib import Path
-from typing import Literal
+from typing import Any
 
 import pytest
 
 from exporter import metrics as m
-from exporter import models
+from exporter.api import current, legacy
+from exporter.api.model import Credit
+from exporter.api.read import as_major
 from exporter.bodies import expose
 from exporter.encoding import labels
-from exporter.metrics import Health
+from exporter.own import Health
 from exporter.settings import View
-from exporter.snapshot import Answers, Snapshot, build, resource_types
+from exporter.snapshot import Answers, Snapshot, build
 from exporter.unbilled import advance
+from tests.contracts import ONLY_CURRENT, cost_lines, to_current
 
 GOLDEN = Path(__file__).parent / "golden"
 
@@ -95,6 +103,13 @@ PROJECT_A_WEB = {
         ]
     },
 }
+HOUR = {
+    "timestamp": 1761955200,
+    "paasUsage": {"price": {"total": 250, "cpu": 200, "memory": 50}},
+    "byocUsage": {"price": {"total": 100, "vcpu": 100}},
+}
+TEAM_HOUR = {"timestamp": 1761955200, "paasUsage": {"price": {"total": 150.5, "cpu": 150.5}}}
+CREDIT = Credit("usd", 120.5, 30.0, 100.0, 30.0, -12.25, 1764583200.0)
 HEALTH = Health(
     version="1.2.3",
     up=True,
@@ -108,44 +123,78 @@ HEALTH = Health(
 )
 
 
-def small_exposition() -> bytes:
-    invoice = models.Invoice.model_validate(UNFILTERED)
-    team_a = models.Invoice.model_validate(TEAM_A).teams[0]
-    web = models.Invoice.model_validate(PROJECT_A_WEB).teams[0].projects[0]  # type: ignore[index]
-    hour = models.UsageEntry.model_validate(
-        {
-            "timestamp": 1761955200,
-            "paasUsage": {"price": {"total": 250, "cpu": 200, "memory": 50}},
-            "byocUsage": {"price": {"total": 100, "vcpu": 100}},
-        }
+def read(doc: dict[str, Any], contract: str) -> Any:
+    """A legacy document, read as the answer of ``contract`` (converted to it first)."""
+    if contract == "legacy":
+        return legacy.DIALECT.invoice(doc, legacy.DIALECT.scale)
+    return current.DIALECT.invoice(to_current(doc), current.DIALECT.scale)
+
+
+def hour(doc: dict[str, Any], contract: str) -> Any:
+    dialect = legacy.DIALECT if contract == "legacy" else current.DIALECT
+    return dialect.usage_entry(doc if contract == "legacy" else to_current(doc), dialect.scale)
+
+
+def small_exposition(contract: str = "legacy") -> bytes:
+    invoice = read(UNFILTERED, contract)
+    team_a = read(TEAM_A, contract).teams[0]
+    web = read(PROJECT_A_WEB, contract).teams[0].projects[0]
+    usage = advance(
+        None, "inv-1", 1761955200, [hour(HOUR, contract)], {"team-a": [hour(TEAM_HOUR, contract)]}
     )
-    team_hour = models.UsageEntry.model_validate(
-        {"timestamp": 1761955200, "paasUsage": {"price": {"total": 150.5, "cpu": 150.5}}}
-    )
-    usage = advance(None, "inv-1", 1761955200, [hour], {"team-a": [team_hour]})
     answers = Answers(
         None,
         invoice,
         teams={"team-a": team_a},
-        projects={("team-a", "web"): resource_types(web)},
+        projects={("team-a", "web"): web.resource_types},
         usage=usage,
+        contract=invoice.contract,
+        credit=CREDIT if contract == "current" else None,
     )
     snapshot = build(answers, View(budgets={"team-a": 500, "*": 100.5, "team-gone": 1}))
-    return expose(snapshot, HEALTH).text.plain
+    health = dataclasses.replace(HEALTH, contract=contract)
+    return expose(snapshot, health).text.plain
 
 
-def unfiltered(view: View | None = None) -> Snapshot:
+def unfiltered(view: View | None = None, contract: str = "legacy") -> Snapshot:
     """The snapshot of the unfiltered answer alone."""
-    invoice = models.Invoice.model_validate(UNFILTERED)
-    return build(Answers(None, invoice, {}, {}), view or View())
+    return build(Answers(None, read(UNFILTERED, contract), {}, {}), view or View())
 
 
-def test_golden_text_exposition() -> None:
-    body = small_exposition()
-    golden = GOLDEN / "small.prom"
+@pytest.mark.parametrize("contract", ["legacy", "current"])
+def test_golden_text_exposition(contract: str) -> None:
+    body = small_exposition(contract)
+    golden = GOLDEN / ("small.prom" if contract == "legacy" else "small-current.prom")
     if os.environ.get("UPDATE_GOLDEN"):
         golden.write_bytes(body)
     assert body.decode() == golden.read_text()
+
+
+def test_both_contracts_give_the_same_cost_families() -> None:
+    """The same answers in cents and in major units: the same bytes, but for what only
+    the current contract has."""
+    legacy_lines = cost_lines(small_exposition("legacy").decode())
+    current_lines = cost_lines(small_exposition("current").decode())
+    assert legacy_lines == {k: v for k, v in current_lines.items() if k not in ONLY_CURRENT}
+    assert set(current_lines) - set(legacy_lines) == ONLY_CURRENT
+    status = current_lines[m.INVOICE_STATUS.name]
+    assert status == ['northflank_invoice_status{status="open"} 1.0']
+
+
+def test_a_current_amount_is_never_divided_by_100() -> None:
+    """The same figure in both contracts: 1234.5 cents is 12.345, and 12.345 is 12.345."""
+    body = small_exposition("current").decode()
+    assert (
+        'northflank_team_cost{currency="usd",team="team-a",team_name="Team \\"A\\""} 123.45' in body
+    )
+    assert (
+        'northflank_team_unbilled_cost{currency="usd",team="team-a",team_name="Team \\"A\\""} 1.505'
+        in body
+    )
+    assert 'northflank_credit_available_amount{currency="usd"} 120.5' in body
+    assert 'northflank_customer_balance_amount{currency="usd"} -12.25' in body
+    assert "northflank_credit_synced_timestamp_seconds 1.7645832e+09" in body
+    assert 'northflank_api_contract_info{contract="current"} 1.0' in body
 
 
 def test_team_total_never_comes_from_a_filtered_slice() -> None:
@@ -169,9 +218,10 @@ def test_line_items_with_one_title_are_added() -> None:
 
 
 def test_amount_unit_major_takes_amounts_as_they_are() -> None:
-    snapshot = unfiltered(View(amount_unit="major"))
+    invoice = legacy.DIALECT.invoice(UNFILTERED, as_major)  # NORTHFLANK_AMOUNT_UNIT=major
+    snapshot = build(Answers(None, invoice, {}, {}), View())
     assert snapshot.invoice.total == 31200
-    assert snapshot.teams[0].cost.total == 12345
+    assert snapshot.teams[0].price.total == 12345
 
 
 def test_teams_setting_restricts_team_families_only() -> None:
@@ -193,10 +243,11 @@ def test_openmetrics_and_gzip_bodies() -> None:
 
 
 @pytest.mark.tools
-def test_golden_passes_promtool(promtool: str) -> None:
+@pytest.mark.parametrize("contract", ["legacy", "current"])
+def test_golden_passes_promtool(promtool: str, contract: str) -> None:
     result = subprocess.run(
         [promtool, "check", "metrics"],
-        input=small_exposition(),
+        input=small_exposition(contract),
         capture_output=True,
         check=False,
     )
@@ -214,9 +265,9 @@ def test_exporter_own_metrics_alone_before_the_first_poll() -> None:
     assert "process_" not in body
 
 
-@pytest.mark.parametrize("unit", ["cents", "major"])
-def test_sample_count(unit: Literal["cents", "major"]) -> None:
-    exposition = expose(unfiltered(View(amount_unit=unit)), HEALTH)
+@pytest.mark.parametrize("contract", ["legacy", "current"])
+def test_sample_count(contract: str) -> None:
+    exposition = expose(unfiltered(contract=contract), HEALTH)
     lines = [line for line in exposition.text.plain.decode().splitlines() if line[:1] != "#"]
     assert exposition.samples == len(lines)
 

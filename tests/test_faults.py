@@ -32,8 +32,8 @@ class Fault:
 def _null_fields(sim: Simulator) -> None:
     """A 200 whose body is the invoice with a field of the wrong type (a string total)."""
     inv = sim.org.newest_invoice().id
-    data = sim.org.render_invoice(inv)
-    data["paasUsage"]["teams"][0]["price"]["total"] = "a lot"
+    data = sim.org.render_invoice(inv, contract="current")  # what the exporter asks for
+    data["paas"]["teams"][0]["price"]["total"] = "a lot"
     sim.faults.fail(
         200,
         count=10_000,
@@ -89,7 +89,9 @@ FAULTS: dict[str, Fault] = {
         lambda s: s.faults.malformed(count=10_000, kind="schema"),
         "unexpected answer",
     ),
-    "wrong-type": Fault("invalid_response", _null_fields, "unexpected answer at paasUsage"),
+    "wrong-type": Fault(
+        "invalid_response", _null_fields, "unexpected answer at paas.teams[0].price.total"
+    ),
     "401": Fault("auth", lambda s: setattr(s, "token", "rotated"), "HTTP 401"),
     "403": Fault("auth", _forbid, "HTTP 403"),
     "404": Fault("not_found", lambda s: s.faults.fail(404, count=10_000), "HTTP 404"),
@@ -157,14 +159,14 @@ def test_fault(sim: Simulator, name: str) -> None:
 
 def test_unknown_fields_and_new_resource_types_are_carried_through(sim: Simulator) -> None:
     inv = sim.org.newest_invoice().id
-    data = sim.org.render_invoice(inv, team_id="team-1", project_id="web")
-    team = data["paasUsage"]["teams"][0]
+    data = sim.org.render_invoice(inv, team_id="team-1", project_id="web", contract="current")
+    team = data["paas"]["teams"][0]
     team["brandNewField"] = {"nested": [1, 2, 3]}
     team["projects"][0]["resourceTypes"].append(
         {
             "resourceType": "quantum-annealer",
-            "price": {"total": 4200, "qubits": 4200},
-            "resources": [{"id": "qa-1", "name": "Annealer", "price": {"total": 4200}}],
+            "price": {"total": 42, "qubits": 42},  # major units, as the current contract says
+            "resources": [{"id": "qa-1", "name": "Annealer", "price": {"total": 42}}],
         }
     )
     sim.faults.fail(

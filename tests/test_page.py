@@ -8,52 +8,48 @@ import time
 
 import pytest
 
+from exporter.api.client import Client
+from exporter.api.model import Credit, Price, Project, Team
 from exporter.bodies import Bodies, Published
-from exporter.client import Client
 from exporter.page import NAME_CHARS, TOP_PROJECTS, PageView, _when, render_page, summarise
 from exporter.poller import Outcome, Poller
 from exporter.settings import Settings
 from exporter.simulator import generate_organisation
-from exporter.snapshot import (
-    Cost,
-    InvoiceFigures,
-    ProjectCost,
-    Snapshot,
-    TeamAmount,
-    TeamCost,
-    UnbilledFigures,
-)
+from exporter.snapshot import InvoiceFigures, Snapshot, TeamAmount, UnbilledFigures
 from tests.virtual import FakeApi, VirtualTimeLoop
 
 NOW = 1_764_547_200.0  # 2025-12-01 00:00 UTC
 LIMIT = 200 * 1024
 
 
-def team(tid: str, name: str, total: float | None, projects: int = 0) -> TeamCost:
+def team(tid: str, name: str, total: float | None, projects: int = 0) -> Team:
     made = tuple(
-        ProjectCost(f"p{n}", f"{name} project {n}", Cost(total and total / (n + 2), ()), ())
+        Project(f"p{n}", f"{name} project {n}", Price(total and total / (n + 2)), ())
         for n in range(projects)
     )
-    return TeamCost(tid, name, Cost(total, ()), made)
+    return Team(tid, name, Price(total), made)
 
 
 def snapshot(
-    *teams: TeamCost,
+    *teams: Team,
     budgets: dict[str, float] | None = None,
     unbilled: bool = True,
     invoice_id: str = "inv-2025-11",
+    status: str | None = None,
+    credit: Credit | None = None,
 ) -> Snapshot:
     invoice = InvoiceFigures(
         id=invoice_id,
         currency="usd",
         period_start=NOW - 30 * 86400,
         period_end=NOW,
-        total=sum(t.cost.total or 0 for t in teams) * 1.2,
+        total=sum(t.price.total or 0 for t in teams) * 1.2,
         subtotal=None,
         discount=None,
         tax_amount=123.45,
         tax_ratio=0.2,
         paid=False,
+        status=status,
         line_items=(),
         byoc=None,
         paas=None,
@@ -62,8 +58,8 @@ def snapshot(
         since=NOW,
         through=NOW + 7200,
         total=42.5,
-        paas=Cost(42.5, ()),
-        byoc=Cost(0.0, ()),
+        paas=Price(42.5),
+        byoc=Price(0.0),
         teams=tuple(TeamAmount(t.id, t.name, 10.25) for t in teams),
     )
     names = {t.id: t.name for t in teams}
@@ -72,6 +68,7 @@ def snapshot(
         teams=teams,
         unbilled=window if unbilled else None,
         budgets=tuple(TeamAmount(k, names[k], v) for k, v in (budgets or {}).items()),
+        credit=credit,
     )
 
 
@@ -258,3 +255,18 @@ def test_a_time_out_of_the_calendars_range_is_shown_as_a_number() -> None:
     """Found by the property tests: an invoice ending at 1e308 must not break a poll."""
     assert _when(1e308, "%Y") == "1e+308 (Unix time)"
     assert _when(0.0, "%Y") == "1970"
+
+
+def test_the_invoice_status_and_the_credit_balance_are_shown() -> None:
+    credit = Credit("usd", 1234.5, 10.0, 1000.0, 10.0, -42.25, NOW)
+    text = page(snapshot(team("t", "T", 10.0), status="payment_failed", credit=credit))
+    assert "Invoice inv-2025-11: 12.00 USD, payment failed." in text
+    assert "<th>Status</th><td>payment_failed</td>" in text
+    assert "<h2>Credit</h2>" in text
+    assert "<th>Available</th><td>1,234.50 USD</td>" in text
+    assert "<th>Balance</th><td>-42.25 USD</td>" in text
+    assert "<th>Synced</th><td>2025-12-01 00:00 UTC</td>" in text
+    legacy = page(snapshot(team("t", "T", 10.0)))  # no status, no credit: neither is shown
+    assert "not paid." in legacy
+    assert "Status" not in legacy
+    assert "Credit" not in legacy

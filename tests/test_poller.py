@@ -4,23 +4,25 @@ in virtual time: the real Poller and Client in process, the simulator's endpoint
 asserted is exact; hours of polling take well under a second.
 
 Each answer takes ``LATENCY`` virtual seconds, so a poll of the demo organisation at depth
-resource (list, invoice, 4 team calls, 12 project calls eight at a time: 18 requests)
-takes 2.5 s.
+resource (list, invoice, 4 team calls beside the credit balance, 12 project calls eight at
+a time: 19 requests) takes 2.5 s.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
+import math
 import random
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
 
-from exporter.client import Client
+from exporter.api.client import Client
 from exporter.poller import TOKEN_CHECK_SECONDS, TOKEN_RETRY_SECONDS, Outcome, Poller
 from exporter.settings import Settings
 from exporter.simulator import Organisation, generate_organisation
@@ -28,8 +30,9 @@ from tests.virtual import FakeApi, Fault, Sent, VirtualTimeLoop
 
 LATENCY = 0.5
 POLL_SECONDS = 5 * LATENCY  # list, invoice, team calls, project calls in two rounds
-PER_POLL = 18
+PER_POLL = 19  # 18 for the invoice, and the credit balance
 LIST = "/v1/billing/invoices"
+CREDIT = "/v1/billing/credit-balance"
 
 
 @dataclass
@@ -53,9 +56,11 @@ def run_poller(
     fault: Fault | None = None,
     rate_limit: int | None = None,
     rate_window: float = 3600.0,
+    at: dict[float, Callable[[FakeApi], object]] | None = None,
     **settings: Any,
 ) -> Run:
-    """Run ``Poller.run`` for ``seconds`` of virtual time against the fake API."""
+    """Run ``Poller.run`` for ``seconds`` of virtual time against the fake API; ``at``:
+    changes made to the fake API at those loop times."""
     loop = VirtualTimeLoop()
     api = FakeApi(
         org or generate_organisation(),
@@ -86,6 +91,8 @@ def run_poller(
         poller = Poller(client, config, publish, clock=loop.time, wall_clock=api.wall_clock)
         stop = asyncio.Event()
         loop.call_later(seconds, stop.set)
+        for when, change in (at or {}).items():
+            loop.call_later(when, change, api)
         await poller.run(stop)
         await client.aclose()
 
@@ -134,11 +141,11 @@ def test_the_interval_is_stretched_to_the_budget_and_said_once(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.WARNING, "exporter.poller")
-    # 18 requests a poll, 360 an hour: one poll every 3600 * 18 / 360 = 180 s, not 60 s
+    # 19 requests a poll, 360 an hour: one poll every 3600 * 19 / 360 = 190 s, not 60 s
     run = run_poller(800, poll_interval_seconds=60, request_budget_per_hour=360)
-    assert run.poll_starts() == [0.0, 180.0, 360.0, 540.0, 720.0]
+    assert run.poll_starts() == [0.0, 190.0, 380.0, 570.0, 760.0]
     assert stretch_lines(caplog) == [
-        "polling every 180 s instead of every 60 s: a poll costs 18 requests "
+        "polling every 190 s instead of every 60 s: a poll costs 19 requests "
         "and the budget is 360 an hour"
     ]
 
@@ -152,8 +159,8 @@ def test_the_request_budget_holds_over_three_simulated_hours() -> None:
     worst = max(sum(1 for t in sent if start <= t < start + 3600) for start in sent)
     assert worst <= budget + PER_POLL
     assert len(run.api.times("/v1/auth")) == 1  # after the first poll; the next a day later
-    # ... and the interval was stretched from 60 s (3 hours: 180 polls), to 648 s
-    assert run.poll_starts() == [648.0 * n for n in range(17)]
+    # ... and the interval was stretched from 60 s (3 hours: 180 polls), to 684 s
+    assert run.poll_starts() == [684.0 * n for n in range(16)]
 
 
 # --------------------------------------------------------------------------- failures and staleness
@@ -214,12 +221,14 @@ def test_a_good_poll_before_the_bound_keeps_the_figures() -> None:
 
 def test_the_next_poll_waits_for_the_rate_limit_window(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING, "exporter.poller")
-    # 20 requests a 600 s window: the first poll (18) and the token check (1) leave 1,
+    # 21 requests a 600 s window: the first poll (19) and the token check (1) leave 1,
     # fewer than a poll costs; the next poll waits for the window to reset at 600 s.
-    run = run_poller(1250, poll_interval_seconds=60, rate_limit=20, rate_window=600)
+    run = run_poller(1250, poll_interval_seconds=60, rate_limit=21, rate_window=600)
     assert run.poll_starts() == [0.0, 600.0, 1200.0]
     assert all(outcome.last_result == "ok" for _, outcome in run.polls())
     assert run.polls()[0][1].health.ratelimit_remaining == 2
+    # northflank_api_ratelimit_wait_seconds_total: 540 s before the second poll, 597.5 s more
+    assert [o.health.ratelimit_wait for _, o in run.polls()] == [0.0, 540.0, 1137.5]
     waits = [r.getMessage() for r in caplog.records if "rate-limit window" in r.getMessage()]
     # before each later poll: at 60 s (1 left), then right after each poll (2 left)
     assert waits == [
@@ -269,3 +278,63 @@ def test_a_failed_token_check_is_asked_again_an_hour_later_and_costs_no_poll() -
     before = [o.health.token_entity for t, o in run.published if first_end < t < checks[1]]
     assert set(before) == {None}  # the token families are left out until it succeeds
     assert run.published[-1][1].health.token_entity == ("org", "virtual-org")
+
+
+# --------------------------------------------------------------------------- contract and credit
+
+
+def test_a_change_of_contract_is_served_and_said_once(caplog: pytest.LogCaptureFixture) -> None:
+    """The account moves to the legacy contract between polls: the next poll reads it (the
+    figures stay the same), ``northflank_api_contract_info`` follows, one INFO line each."""
+    caplog.set_level(logging.INFO, "exporter.poller")
+
+    def pin_to_legacy(run_api: FakeApi) -> None:
+        run_api.mode = dataclasses.replace(run_api.mode, contract="legacy-pinned")
+
+    run = run_poller(250, poll_interval_seconds=60, depth="team", at={100: pin_to_legacy})
+    contracts = [o.health.contract for _, o in run.polls()]
+    assert contracts == ["current", "current", "legacy", "legacy", "legacy"]
+    said = [r.getMessage() for r in caplog.records if "billing contract" in r.getMessage()]
+    assert said == [
+        "reading the current billing contract",
+        "reading the legacy billing contract (was current)",
+    ]
+    figures = [o.snapshot.teams for _, o in run.polls() if o.snapshot is not None]
+    assert all(teams == figures[0] for teams in figures)
+
+
+@pytest.mark.parametrize(
+    ("status", "retry", "level"),
+    [(400, 3600, logging.WARNING), (404, 86400, logging.INFO)],
+    ids=["failed: an hour later", "absent (404): a day later"],
+)
+def test_a_credit_balance_that_fails_costs_no_poll_and_is_asked_again_later(
+    caplog: pytest.LogCaptureFixture, status: int, retry: float, level: int
+) -> None:
+    caplog.set_level(logging.INFO, "exporter.poller")
+    first = [True]
+
+    def fault(sent: Sent) -> httpx.Response | None:
+        if sent.path == CREDIT and first[0]:
+            first[0] = False
+            return httpx.Response(status, json={"error": {"message": "injected"}})
+        return None
+
+    run = run_poller(
+        retry + 1300,
+        poll_interval_seconds=600,
+        depth="team",
+        fault=fault,
+        max_staleness_seconds=10**6,
+    )
+    asked = run.api.times(CREDIT)
+    # at the first poll (failed: no credit families); due again the wait after that poll
+    # ended (1 s), so at the first poll that starts after it
+    assert asked[:2] == [0.0, math.ceil((retry + 2 * LATENCY) / 600) * 600.0]
+    assert all(o.last_result == "ok" and o.health.up for _, o in run.polls())
+    without = [o.snapshot.credit for t, o in run.polls() if o.snapshot and t < asked[1]]
+    assert without
+    assert all(credit is None for credit in without)
+    assert run.polls()[-1][1].snapshot.credit is not None  # type: ignore[union-attr]
+    lines = [r for r in caplog.records if "credit balance" in r.getMessage()]
+    assert [r.levelno for r in lines] == [level]

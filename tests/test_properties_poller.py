@@ -15,8 +15,8 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from exporter import metrics as m
+from exporter.api.errors import REASONS
 from exporter.bodies import Bodies, Published
-from exporter.errors import REASONS
 from exporter.poller import Outcome, Poller
 from tests.property_checks import parse_exposition
 from tests.property_strategies import FAST, World, worlds

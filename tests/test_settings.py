@@ -89,7 +89,17 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
         (
             [],
             {**TOKEN_ENV, "NORTHFLANK_AMOUNT_UNIT": "pennies"},
-            "NORTHFLANK_AMOUNT_UNIT: input should be 'cents' or 'major' (got 'pennies')",
+            "NORTHFLANK_AMOUNT_UNIT: input should be 'auto', 'cents' or 'major' (got 'pennies')",
+        ),
+        (
+            [],
+            {**TOKEN_ENV, "NORTHFLANK_API_CONTRACT": "v2"},
+            "NORTHFLANK_API_CONTRACT: input should be 'auto', 'current' or 'legacy' (got 'v2')",
+        ),
+        (
+            ["--api-contract", "newest"],
+            TOKEN_ENV,
+            "--api-contract: input should be 'auto', 'current' or 'legacy' (got 'newest')",
         ),
         (
             [],
@@ -133,6 +143,8 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
         "budget-not-integer",
         "listen-no-host",
         "amount-unit",
+        "api-contract",
+        "api-contract-flag",
         "log-format",
         "unknown-flag",
         "web-config-missing",
@@ -201,7 +213,8 @@ def test_defaults(clean_env: pytest.MonkeyPatch) -> None:
     assert settings.max_concurrency == 8
     assert settings.request_timeout_seconds == 10
     assert settings.staleness_seconds == 3600  # 3 x 900 < 3600
-    assert settings.amount_unit == "cents"
+    assert settings.amount_unit == "auto"
+    assert settings.api_contract == "auto"
     assert (settings.host, settings.port) == ("0.0.0.0", 9721)
     assert settings.teams == ()
     assert settings.invoice_id is None

@@ -15,8 +15,8 @@ from collections.abc import Callable, Iterator, Mapping
 import pytest
 
 from exporter import metrics as m
+from exporter.api.client import Client
 from exporter.bodies import Bodies, Published
-from exporter.client import Client
 from exporter.metrics import COST_NAMES
 from exporter.poller import Outcome, Poller
 from exporter.settings import Settings
@@ -63,10 +63,15 @@ class Polls:
                         before[number]()
                     self.sim.clear_requests()
                     assert await poller.poll()
-                    out.append((cost_series(self.published[-1]), list(self.sim.requests)))
+                    out.append((cost_series(self.published[-1]), invoice_requests(self.sim)))
             return out
 
         return asyncio.run(go())
+
+
+def invoice_requests(sim: Simulator) -> list[RequestRecord]:
+    """The requests of the invoice's breakdown: all but the credit balance (one a poll)."""
+    return [r for r in sim.requests if not r.path.endswith("/credit-balance")]
 
 
 def cost_series(published: Published) -> dict[object, float]:
@@ -132,7 +137,7 @@ def test_the_log_line_says_what_each_way_cost(
     fields = [r.fields for r in lines]  # type: ignore[attr-defined]
     assert (fields[0]["by_project"], fields[0]["by_type"], fields[0]["teams_by_type"]) == (24, 0, 0)
     assert (fields[1]["by_project"], fields[1]["by_type"], fields[1]["teams_by_type"]) == (0, 9, 3)
-    assert fields[1]["requests"] == 2 + 3 + 9
+    assert fields[1]["requests"] == 2 + 3 + 9 + 1  # and the credit balance
 
 
 def test_a_new_type_is_caught_and_exported_exactly(sim: Simulator) -> None:
@@ -192,13 +197,15 @@ def test_a_tie_goes_to_project_calls() -> None:
 
 
 def test_a_type_answer_is_paged_and_its_pages_are_counted() -> None:
-    """12 projects x 2 resources of each type: 24 resources a type answer, 5 a page."""
+    """12 projects x 2 resources of each type: 24 resources a type answer, 5 a page (and
+    its 12 projects 5 a page, asked alongside the first three resource pages)."""
     org = generate_organisation(2, 12, 2, resource_types=THREE_TYPES)
     with Simulator(org, token=TOKEN, max_page_size=5) as sim:
         polls = Polls(sim)
         (by_project, _), (by_type, second) = polls.run(2)
     type_calls = [r for r in second if "resourceType" in r.query]
     assert len(type_calls) == 2 * 3 * math.ceil(24 / 5)
-    assert {r.query.get("page", "1") for r in type_calls} == {"1", "2", "3", "4", "5"}
+    assert {r.query.get("resourcesPage", "1") for r in type_calls} == {"1", "2", "3", "4", "5"}
+    assert {r.query.get("projectsPage", "1") for r in type_calls} == {"1", "2", "3"}
     assert by_type == by_project
     assert len([k for k in by_type if k[0] == m.RESOURCE_COST.name]) == 2 * 12 * 3 * 2

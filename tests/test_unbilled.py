@@ -2,25 +2,21 @@
 
 from __future__ import annotations
 
-import math
+from fractions import Fraction
 
 import pytest
 
-from exporter import models
+from exporter.api.model import Price, UsageEntry
 from exporter.settings import View, parse_budgets
-from exporter.unbilled import HOUR, Sum, advance
+from exporter.unbilled import HOUR, Answer, Sum, advance
 
 SINCE = 1_761_955_200.0  # an invoice's period end, on the hour
 
 
-def hour(index: int, cpu: float = 100, byoc_vcpu: float | None = None) -> models.UsageEntry:
-    data: dict[str, object] = {
-        "timestamp": SINCE + index * HOUR,
-        "paasUsage": {"price": {"total": cpu + 10, "cpu": cpu, "memory": 10}},
-    }
-    if byoc_vcpu is not None:
-        data["byocUsage"] = {"price": {"total": byoc_vcpu, "vcpu": byoc_vcpu}}
-    return models.UsageEntry.model_validate(data)
+def hour(index: int, cpu: float = 100, byoc_vcpu: float | None = None) -> UsageEntry:
+    paas = Price(cpu + 10, (("cpu", cpu), ("memory", 10)))
+    byoc = None if byoc_vcpu is None else Price(byoc_vcpu, (("vcpu", byoc_vcpu),))
+    return UsageEntry(SINCE + index * HOUR, paas, byoc)
 
 
 def test_a_fresh_window_is_zero_and_through_equals_since() -> None:
@@ -79,14 +75,16 @@ def test_the_running_hour_grows_then_settles() -> None:
 
 
 def test_sums_are_exact_whatever_the_order_of_polls() -> None:
-    """Fractional cents: 0.1 + 0.2 + ... summed exactly, rounded once."""
+    """Fractional amounts: 0.1 + 0.2 + ... summed exactly as the decimals the API sent
+    (0.1 is 1/10, not the binary float nearest it), rounded once."""
     values = [0.1, 0.2, 0.3, 0.005, 1e-9, 12345.675]
     one_go = advance(None, "inv-1", SINCE, [hour(i, cpu=v) for i, v in enumerate(values)])
     stepwise = None
     for i, v in enumerate(values):
         stepwise = advance(stepwise, "inv-1", SINCE, [hour(i, cpu=v)])
     assert stepwise is not None
-    expected = math.fsum(values)
+    expected = float(sum(Fraction(repr(v)) for v in values))
+    assert expected == 12346.280000001
     assert float(dict(one_go.paas.dimensions)["cpu"]) == expected
     assert float(dict(stepwise.paas.dimensions)["cpu"]) == expected
 
@@ -133,9 +131,7 @@ def test_team_windows_move_on_their_own() -> None:
 
 
 def test_missing_dimensions_add_nothing() -> None:
-    entry = models.UsageEntry.model_validate(
-        {"timestamp": SINCE, "paasUsage": {"price": {"total": 5}}}
-    )
+    entry = UsageEntry(SINCE, Price(5), None)
     window = advance(None, "inv-1", SINCE, [entry])
     assert window.paas.total == 5
     assert dict(window.paas.dimensions)["cpu"] == 0
@@ -181,3 +177,32 @@ def test_budget_default_applies_to_the_rest() -> None:
     assert View(budgets=budgets).budget_for("team-a") == 500
     assert View(budgets=budgets).budget_for("team-z") == 300
     assert View(budgets={"team-a": 1.0}).budget_for("team-z") is None
+
+
+def test_the_apis_own_sum_replaces_everything_before_it() -> None:
+    """granularity=total: each poll's one entry is the whole window, up to its end."""
+    end = SINCE + 5 * HOUR
+    whole = advance(None, "inv-1", SINCE, Answer((hour(0, cpu=40),), end))
+    assert (whole.through, whole.paas.total) == (end, 50)
+    again = advance(whole, "inv-1", SINCE, Answer((hour(0, cpu=90),), end + HOUR))
+    assert (again.through, again.paas.total) == (end + HOUR, 100)  # replaced, not added
+    empty = advance(again, "inv-1", SINCE, Answer((), end + 2 * HOUR))
+    assert (empty.through, empty.total) == (end + 2 * HOUR, 0)
+
+
+def test_hours_after_a_whole_sum_start_again_from_since() -> None:
+    """A server that answered hours to a total request (or refused it): the hours are
+    asked from the window's start, and the whole sum they follow is dropped."""
+    whole = advance(None, "inv-1", SINCE, Answer((hour(0, cpu=990),), SINCE + 3 * HOUR))
+    assert whole.org_start() == SINCE  # never from the lookback of a sum it did not keep apart
+    hourly = advance(whole, "inv-1", SINCE, [hour(1), hour(0)])
+    assert (hourly.paas.total, hourly.through) == (220, SINCE + 2 * HOUR)
+    assert hourly.org_start() == SINCE
+
+
+def test_a_refusal_of_totals_is_kept_a_day_even_across_invoices() -> None:
+    window = advance(None, "inv-1", SINCE, []).refused(SINCE + 10)
+    assert not window.totals_due(SINCE + 10 + 86399)
+    assert window.totals_due(SINCE + 10 + 86400)
+    restarted = advance(window, "inv-2", SINCE + 5 * HOUR, [])
+    assert restarted.totals_refused_at == SINCE + 10

@@ -1,9 +1,13 @@
-"""Unbilled spend and budgets, end to end: the exporter process against the simulator.
+"""Unbilled spend and budgets, end to end: the exporter process against the simulator,
+summed hour by hour (a simulator pinned to the legacy contract, whose usage list knows no
+``granularity``; the API's own sums of the current contract: tests/test_unbilled_current.py).
 
 The simulator's clock is a ManualClock, so the test decides which hours have ended.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import pytest
 
@@ -18,6 +22,11 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture
 def sim_org() -> Organisation:
     return generate_organisation(teams=3, projects_per_team=2)
+
+
+@pytest.fixture
+def sim_options() -> dict[str, Any]:
+    return {"contract": "legacy-pinned"}
 
 
 @pytest.fixture

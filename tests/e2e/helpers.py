@@ -1,16 +1,18 @@
 """What the exporter's end-to-end tests share (tests/e2e/): how long past the
 newest invoice their ``sim`` runs, how the exporter is started against it, and the figures
-it should serve, computed from the simulator's own views of its organisation (cents / 100),
-never from the exporter's code."""
+it should serve, computed from the simulator's own views of its organisation (cents / 100,
+as exact decimals: :func:`tests.contracts.major`), never from the exporter's code."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
+from datetime import datetime
 from typing import Any
 
 from exporter import metrics as m
 from exporter.simulator import Simulator
+from tests.contracts import major
 from tests.harness import TOKEN, Scrape, api_env
 
 PAAS = {"cpu": "cpu", "memory": "memory", "storage": "storage", "gpu": "gpu"}
@@ -43,8 +45,12 @@ def run_once(sim: Simulator, status: int = 0, **overrides: str) -> subprocess.Co
 # --------------------------------------------------------------------------- expected values
 
 
-def expected_series(sim: Simulator) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
-    """Every cost series the exporter should serve for the newest invoice, from the simulator."""
+def expected_series(
+    sim: Simulator, contract: str = "current"
+) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    """Every cost series the exporter should serve for the newest invoice, from the
+    simulator, when it reads ``contract`` (the current one: also the invoice's status and
+    the credit balance)."""
     org = sim.org
     inv_id = org.newest_invoice().id
     data = org.render_invoice(inv_id)
@@ -57,12 +63,12 @@ def expected_series(sim: Simulator) -> dict[tuple[str, frozenset[tuple[str, str]
     def put_price(
         family: str, price: dict[str, float], dims: dict[str, str], **labels: str
     ) -> None:
-        put(f"northflank_{family}_cost", price["total"] / 100, currency=cur, **labels)
+        put(f"northflank_{family}_cost", major(price["total"]), currency=cur, **labels)
         for key, dim in dims.items():
             if key in price:
                 put(
                     f"northflank_{family}_dimension_cost",
-                    price[key] / 100,
+                    major(price[key]),
                     currency=cur,
                     dimension=dim,
                     **labels,
@@ -71,12 +77,15 @@ def expected_series(sim: Simulator) -> dict[tuple[str, frozenset[tuple[str, str]
     put(m.INVOICE_INFO.name, 1, invoice_id=inv_id, currency=cur)
     put(m.INVOICE_PERIOD_START.name, data["period"]["start"])
     put(m.INVOICE_PERIOD_END.name, data["period"]["end"])
-    put(m.INVOICE_AMOUNT.name, data["total"] / 100, currency=cur)
-    put(m.INVOICE_SUBTOTAL.name, data["subTotal"] / 100, currency=cur)
-    put(m.INVOICE_DISCOUNT.name, data["discounts"]["total"] / 100, currency=cur)
-    put(m.INVOICE_TAX.name, data["tax"]["amount"] / 100, currency=cur)
+    put(m.INVOICE_AMOUNT.name, major(data["total"]), currency=cur)
+    put(m.INVOICE_SUBTOTAL.name, major(data["subTotal"]), currency=cur)
+    put(m.INVOICE_DISCOUNT.name, major(data["discounts"]["total"]), currency=cur)
+    put(m.INVOICE_TAX.name, major(data["tax"]["amount"]), currency=cur)
     put(m.INVOICE_TAX_RATIO.name, data["tax"]["percent"] / 100)
     put(m.INVOICE_PAID.name, float(data["paid"]))
+    if contract == "current":
+        put(m.INVOICE_STATUS.name, 1, status=org.invoice(inv_id).status)
+        put_credit(sim, put)
     items: dict[str, dict[str, float]] = {}
     for item in data["lineItems"]:
         acc = items.setdefault(item["title"], {})
@@ -88,7 +97,7 @@ def expected_series(sim: Simulator) -> dict[tuple[str, frozenset[tuple[str, str]
             if part in parts:
                 put(
                     f"northflank_invoice_line_item{family}_amount",
-                    parts[part] / 100,
+                    major(parts[part]),
                     currency=cur,
                     item=title,
                 )
@@ -146,21 +155,34 @@ def put_unbilled(sim: Simulator, put: Any, inv_id: str, cur: str) -> None:
         for key, dim in BYOC.items():
             byoc[dim] += entry["byocUsage"]["price"].get(key, 0)
         total += entry["paasUsage"]["price"]["total"] + entry["byocUsage"]["price"]["total"]
-    put(m.UNBILLED_COST.name, total / 100, currency=cur)
+    put(m.UNBILLED_COST.name, major(total), currency=cur)
     for dim, value in paas.items():
-        put(m.UNBILLED_PAAS_DIMENSION_COST.name, value / 100, currency=cur, dimension=dim)
+        put(m.UNBILLED_PAAS_DIMENSION_COST.name, major(value), currency=cur, dimension=dim)
     for dim, value in byoc.items():
-        put(m.UNBILLED_BYOC_DIMENSION_COST.name, value / 100, currency=cur, dimension=dim)
+        put(m.UNBILLED_BYOC_DIMENSION_COST.name, major(value), currency=cur, dimension=dim)
     for team in org.render_invoice(inv_id)["paasUsage"]["teams"]:
         team_hours = org.render_usage(now=now, team_id=team["id"])
         spent = sum(h["paasUsage"]["price"]["total"] for h in team_hours)
         put(
             m.TEAM_UNBILLED_COST.name,
-            spent / 100,
+            major(spent),
             currency=cur,
             team=team["id"],
             team_name=team["name"],
         )
+
+
+def put_credit(sim: Simulator, put: Any) -> None:
+    """The credit families, from the simulator's credit balance (current contract)."""
+    doc = sim.org.render_credit_balance(now=sim.clock())
+    cur = doc["currency"]
+    put(m.CREDIT_AVAILABLE.name, doc["total"]["available"], currency=cur)
+    put(m.CREDIT_PENDING.name, doc["total"]["pending"], currency=cur)
+    put(m.CREDIT_GRANT_AVAILABLE.name, doc["grants"]["available"], currency=cur)
+    put(m.CREDIT_GRANT_PENDING.name, doc["grants"]["pending"], currency=cur)
+    put(m.CUSTOMER_BALANCE.name, doc["customerBalance"]["amount"], currency=cur)
+    synced = datetime.fromisoformat(doc["lastSyncedAt"].replace("Z", "+00:00")).timestamp()
+    put(m.CREDIT_SYNCED.name, synced)
 
 
 def cost_series(scrape: Scrape) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.e2e
 
 
 def test_short_503_burst_is_retried_within_the_poll(sim: Simulator) -> None:
-    sim.faults.fail(503, count=2)
+    sim.faults.fail(503, count=2, match=lambda path, query: path == "/v1/billing/invoices")
     result = run_once(sim)
     assert result.returncode == 0, result.stderr
     scrape = parse_exposition(result.stdout)
@@ -120,7 +120,8 @@ def _version() -> str:
 
 
 def test_the_stretched_interval_is_logged(sim: Simulator) -> None:
-    # 18 requests a poll within 3600 an hour: one poll every 18 s, not every second.
+    # 19 requests a poll (the credit balance too) within 3600 an hour: one poll every
+    # 19 s, not every second.
     env = exporter_env(sim, request_budget_per_hour="3600", unbilled="false")
     with Exporter(env=env) as exporter:
         exporter.wait_ready()
@@ -128,21 +129,21 @@ def test_the_stretched_interval_is_logged(sim: Simulator) -> None:
             lambda: [
                 line
                 for line in exporter.logs().splitlines()
-                if "polling every 18 s instead of every 1 s" in line
+                if "polling every 19 s instead of every 1 s" in line
             ],
             5,
         )
-    assert "interval_seconds=18.0" in line[0]
+    assert "interval_seconds=19.0" in line[0]
 
 
 def test_polls_wait_for_the_apis_window_when_it_is_nearly_spent(make_sim: MakeSim) -> None:
-    sim = make_sim(rate_limit=20)
+    sim = make_sim(rate_limit=21)
     with Exporter(env=exporter_env(sim, unbilled="false")) as exporter:
         exporter.wait_ready()
         wait_for(lambda: "for the API's rate-limit window" in exporter.logs(), 5)
-        # 18 for the poll, 1 for the token check: 1 left of 20, the next poll waits
+        # 19 for the poll, 1 for the token check: 1 left of 21, the next poll waits
         # (for the window's hour: nothing more is sent while this test looks)
-        assert len(billing_requests(sim)) == 18
+        assert len(billing_requests(sim)) == 19
         assert sim.count(path_prefix="/v1/auth") == 1
         assert exporter.value(m.RATELIMIT_REMAINING.name) == 1
 

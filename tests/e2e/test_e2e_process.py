@@ -51,17 +51,27 @@ def test_once_fails_with_exit_1_when_the_poll_fails(sim: Simulator) -> None:
     assert TOKEN not in result.stderr
 
 
-def test_demo_serves_figures_without_a_token() -> None:
-    exporter = Exporter("--demo", env={"NORTHFLANK_LOG_FORMAT": "json"})
+@pytest.mark.parametrize(
+    ("flags", "contract"),
+    [((), "current"), (("--demo-contract", "legacy"), "legacy")],
+    ids=["current", "legacy"],
+)
+def test_demo_serves_figures_without_a_token(flags: tuple[str, ...], contract: str) -> None:
+    exporter = Exporter("--demo", *flags, env={"NORTHFLANK_LOG_FORMAT": "json"})
     with exporter:
         scrape = exporter.wait_ready(timeout=20)
         page = exporter.http.get("/").text
         logs = exporter.logs()
     assert len(scrape.family(m.RESOURCE_COST.name)) == 4 * 3 * 7
+    assert scrape.get(m.API_CONTRACT.name, contract=contract) == 1
     assert "Last poll: ok" in page
+    assert ("<h2>Credit</h2>" in page) == (contract == "current")
     lines = [json.loads(line) for line in logs.splitlines()]
+    assert f"({contract} billing contract)" in lines[0]["message"] + lines[1]["message"]
     polls = [line for line in lines if line["message"] == "poll succeeded"]
-    assert polls[0]["requests"] >= 18 + 5  # the first usage calls read every hour so far
+    # the invoice (18), the usage (5: the window's sums, or every hour so far), the credit
+    # balance in the current contract
+    assert polls[0]["requests"] >= 18 + 5 + (contract == "current")
     # the token families come a moment later, from the token check after the first poll
     polled = [
         (name, labels)

@@ -1,7 +1,8 @@
 """The exporter's figures and its requests per poll, over real HTTP against the simulator.
 
 Expected figures come from the simulator's own views of its organisation (cents / 100),
-never from the exporter's code; request counts are the reference page's.
+never from the exporter's code; request counts are the reference page's, and the credit
+balance (``CREDIT``: one request, with every poll that reads the invoice list).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from tests.e2e.helpers import cost_series, expected_series, exporter_env, run_on
 from tests.harness import TOKEN, Exporter, billing_requests, parse_exposition
 
 pytestmark = pytest.mark.e2e
+CREDIT = 1  # GET /v1/billing/credit-balance, with every poll that reads the list
 
 
 # --------------------------------------------------------------------------- values
@@ -67,11 +69,11 @@ def test_a_pinned_invoice_is_polled_without_listing(sim: Simulator) -> None:
 @pytest.mark.parametrize(
     ("depth", "pinned", "expected"),
     [
-        ("team", False, 2),
+        ("team", False, 2 + CREDIT),
         ("team", True, 1),
-        ("project", False, 2 + 4),
+        ("project", False, 2 + 4 + CREDIT),
         ("project", True, 1 + 4),
-        ("resource", False, 2 + 4 + 12),
+        ("resource", False, 2 + 4 + 12 + CREDIT),
         ("resource", True, 1 + 4 + 12),
     ],
 )
@@ -99,14 +101,16 @@ def test_unbilled_usage_costs_one_call_plus_one_per_team(sim: Simulator, pinned:
     assert result.returncode == 0, result.stderr
     usage = [r for r in sim.requests if r.path.endswith("/billing/usage")]
     assert len(usage) == 1 + 4
-    assert len(billing_requests(sim)) == 2 + 4 + 12 + 5  # the list call is made even when pinned
+    assert all(r.query["granularity"] == "total" for r in usage)  # the window, summed by the API
+    # the list call (and so the credit balance) is made even when pinned
+    assert len(billing_requests(sim)) == 2 + 4 + 12 + 5 + CREDIT
 
 
 def test_a_one_team_invoice_needs_no_team_call() -> None:
     with Simulator(generate_organisation(teams=1), token=TOKEN) as sim:
         result = run_once(sim, unbilled="false")
         assert result.returncode == 0, result.stderr
-        assert len(billing_requests(sim)) == 2 + 3
+        assert len(billing_requests(sim)) == 2 + 3 + CREDIT
         assert not [r for r in sim.requests if "teamId" in r.query and "projectId" not in r.query]
         scrape = parse_exposition(result.stdout)
     assert len(scrape.family(m.PROJECT_COST.name)) == 3
@@ -125,7 +129,8 @@ def test_depth_team_exports_no_projects_even_when_the_answer_holds_them() -> Non
 def test_teams_setting_limits_the_breakdown(sim: Simulator) -> None:
     result = run_once(sim, teams="team-2,team-4")
     assert result.returncode == 0, result.stderr
-    assert len(billing_requests(sim)) == 2 + 2 + 6 + 1 + 2  # usage: org-wide and the two teams
+    # usage: org-wide and the two teams
+    assert len(billing_requests(sim)) == 2 + 2 + 6 + 1 + 2 + CREDIT
     scrape = parse_exposition(result.stdout)
     teams = {dict(labels)["team"] for labels in scrape.family(m.TEAM_COST.name)}
     assert teams == {"team-2", "team-4"}
@@ -139,10 +144,11 @@ def test_paged_answers_are_followed() -> None:
         result = run_once(sim, unbilled="false")
         assert result.returncode == 0, result.stderr
         scrape = parse_exposition(result.stdout)
-        paged = [r for r in sim.requests if "cursor" in r.query or "page" in r.query]
+        pages = ("cursor", "teamsPage", "projectsPage", "resourcesPage")
+        paged = [r for r in sim.requests if any(key in r.query for key in pages)]
     assert len(scrape.family(m.TEAM_COST.name)) == 5
     assert len(scrape.family(m.PROJECT_COST.name)) == 15
     assert len(scrape.family(m.RESOURCE_TYPE_COST.name)) == 15 * 7
     # 3 invoices -> 2 pages; 5 teams -> 3; 3 projects -> 2 per team; 7 resource types -> 4
-    assert len(billing_requests(sim)) == 2 + 3 + 5 * 2 + 15 * 4
-    assert paged
+    assert len(billing_requests(sim)) == 2 + 3 + 5 * 2 + 15 * 4 + CREDIT
+    assert len(paged) == 1 + 2 + 5 * 1 + 15 * 3
