@@ -36,13 +36,15 @@ from prometheus_client.registry import Collector
 
 from exporter import __version__
 from exporter import metrics as m
+from exporter.api.billing import Billing
+from exporter.api.client import Client
+from exporter.api.model import Price
 from exporter.bodies import expose
-from exporter.client import Client
 from exporter.encoding import Spec
 from exporter.fetch import Plan, fetch
-from exporter.metrics import Health, OwnMetrics
+from exporter.own import Health, OwnMetrics
 from exporter.settings import Settings
-from exporter.snapshot import Cost, Snapshot, build
+from exporter.snapshot import Snapshot, build
 
 
 class SnapshotCollector(Collector):
@@ -66,7 +68,7 @@ class SnapshotCollector(Collector):
         parts: GaugeMetricFamily,
         currency: str,
         rest: list[str],
-        cost: Cost,
+        cost: Price,
     ) -> None:
         """``rest``: the label values after currency (and dimension), in sorted order."""
         if cost.total is not None:
@@ -78,6 +80,7 @@ class SnapshotCollector(Collector):
         yield from self._invoice()
         yield from self._breakdown()
         yield from self._unbilled()
+        yield from self._credit()
         yield from self.own.collect()
 
     def _invoice(self) -> Iterator[Metric]:
@@ -100,6 +103,10 @@ class SnapshotCollector(Collector):
             if value is not None:
                 family.add_metric([cur] if spec.labels else [], value)
             yield family
+        status = self._gauge(m.INVOICE_STATUS)
+        if inv.status is not None:
+            status.add_metric([inv.status], 1)
+        yield status
         items = [
             self._gauge(spec) for spec in (m.LINE_ITEM, m.LINE_ITEM_BASE, m.LINE_ITEM_PRORATION)
         ]
@@ -124,15 +131,15 @@ class SnapshotCollector(Collector):
         type_f = (self._gauge(m.RESOURCE_TYPE_COST), self._gauge(m.RESOURCE_TYPE_DIMENSION_COST))
         res_f = (self._gauge(m.RESOURCE_COST), self._gauge(m.RESOURCE_DIMENSION_COST))
         for team in self.snapshot.teams:
-            self._cost(*team_f, cur, [team.id, team.name], team.cost)
-            for project in team.projects:
-                self._cost(*project_f, cur, [project.id, project.name, team.id], project.cost)
-                for kind in project.resource_types:
+            self._cost(*team_f, cur, [team.id, team.name], team.price)
+            for project in team.projects or ():
+                self._cost(*project_f, cur, [project.id, project.name, team.id], project.price)
+                for kind in project.resource_types or ():
                     where = [project.id, kind.resource_type, team.id]
-                    self._cost(*type_f, cur, where, kind.cost)
+                    self._cost(*type_f, cur, where, kind.price)
                     for res in kind.resources:
                         where = [project.id, res.id, res.name, kind.resource_type, team.id]
-                        self._cost(*res_f, cur, where, res.cost)
+                        self._cost(*res_f, cur, where, res.price)
         yield from (*team_f, *project_f, *type_f, *res_f)
 
     def _unbilled(self) -> Iterator[Metric]:
@@ -159,6 +166,30 @@ class SnapshotCollector(Collector):
             budget.add_metric([cur, row.team_id, row.team_name], row.amount)
         yield from (total, paas, byoc, teams, since, through, budget)
 
+    def _credit(self) -> Iterator[Metric]:
+        credit = self.snapshot.credit
+        specs = (
+            m.CREDIT_AVAILABLE,
+            m.CREDIT_PENDING,
+            m.CREDIT_GRANT_AVAILABLE,
+            m.CREDIT_GRANT_PENDING,
+            m.CUSTOMER_BALANCE,
+        )
+        cur = (credit.currency if credit else None) or self.snapshot.invoice.currency
+        values: tuple[float | None, ...] = (None,) * len(specs)
+        if credit is not None:
+            values = (credit.available, credit.pending, credit.grant_available)
+            values += (credit.grant_pending, credit.customer_balance)
+        for spec, value in zip(specs, values, strict=True):
+            family = self._gauge(spec)
+            if value is not None:
+                family.add_metric([cur], value)
+            yield family
+        synced = self._gauge(m.CREDIT_SYNCED)
+        if credit is not None and credit.synced_at is not None:
+            synced.add_metric([], credit.synced_at)
+        yield synced
+
 
 async def poll_twice(settings: Settings) -> tuple[Snapshot, Health, dict[str, float]]:
     """Two polls like the exporter's; CPU seconds of the second one's parts."""
@@ -168,9 +199,12 @@ async def poll_twice(settings: Settings) -> tuple[Snapshot, Health, dict[str, fl
         timeout=settings.request_timeout_seconds,
         max_concurrency=settings.max_concurrency,
     ) as client:
-        await fetch(client, Plan.of(settings))  # warm-up: connections, first-use costs
+        contracts = settings.contracts()
+        plan = Plan.of(settings, credit=True)
+        await fetch(Billing(client, contracts), plan)  # warm-up: connections, first-use costs
         started, cpu = time.monotonic(), time.process_time()
-        snapshot = build(await fetch(client, Plan.of(settings)), settings.view)
+        answers = await fetch(Billing(client, contracts), plan)
+        snapshot = build(answers, settings.view)
         read_cpu = time.process_time() - cpu
         duration = time.monotonic() - started
         stats = client.stats
@@ -181,6 +215,7 @@ async def poll_twice(settings: Settings) -> tuple[Snapshot, Health, dict[str, fl
         poll_duration=duration,
         api_requests=dict(stats.requests),
         ratelimit_remaining=stats.ratelimit_remaining,
+        contract=answers.contract,
     )
     cpu = time.process_time()
     exposition = expose(snapshot, health)

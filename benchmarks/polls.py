@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from benchmarks.config import RESOURCE_TYPES, BenchmarkError, Config, Organisation
 from benchmarks.procs import Cpus, Processes
 from benchmarks.servers import Exporter, PollLine, Simulator, start_simulator
-from exporter.paging import PER_PAGE
+from exporter.api.contract import PER_PAGE
 
 
 def calls_per_team(org: Organisation, *, first: bool = False) -> int:
