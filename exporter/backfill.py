@@ -7,7 +7,7 @@
 Two phases. Reading (:mod:`exporter.history_fetch`): the invoice list, then span by
 span (oldest first) each invoice pinned, unfiltered and drilled to the depth as a poll
 would, and the usage hours of its span, org-wide and per team, all inside
-``NORTHFLANK_REQUEST_BUDGET_PER_HOUR`` (:class:`~exporter.history_fetch.Budget` waits,
+``NORTHFLANK_REQUEST_BUDGET_PER_HOUR`` and ``NORTHFLANK_RATELIMIT_RESERVE`` (the client waits,
 and logs that it does). Writing: :func:`exporter.history.write`, straight to the
 output. When the API fails, the spans read whole are written and the
 exit status is 1; a bad flag or setting exits 2 before any request, with one line.
@@ -41,7 +41,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from exporter import history
 from exporter.api.client import Client, RetryPolicy
-from exporter.history_fetch import Budget, What, read
+from exporter.history_fetch import What, read
 from exporter.logs import configure
 from exporter.settings import DEPTHS, Settings, SettingsError, View
 from exporter.settings import parse as parse_settings
@@ -213,7 +213,6 @@ def main(argv: Sequence[str]) -> int:
 async def _run(options: Options, out: IO[bytes], *, show: bool) -> int:
     settings = options.settings
     started = time.monotonic()
-    budget = Budget(settings.request_budget_per_hour)
     bar = tqdm(total=0, unit="invoice", desc="reading", disable=not show, file=sys.stderr)
     client = Client(
         settings.api_url,
@@ -221,6 +220,8 @@ async def _run(options: Options, out: IO[bytes], *, show: bool) -> int:
         timeout=settings.request_timeout_seconds,
         max_concurrency=settings.max_concurrency,
         retry=RetryPolicy(),
+        reserve=settings.ratelimit_reserve,
+        budget=settings.request_budget_per_hour,
     )
     async with client:
 
@@ -229,7 +230,7 @@ async def _run(options: Options, out: IO[bytes], *, show: bool) -> int:
 
         what = What(options.since, options.until, options.step, options.view, settings.unbilled)
         reading = await read(
-            client, settings.contracts(), budget, what, lambda window: bar.update(1), windows_found
+            client, settings.contracts(), what, lambda window: bar.update(1), windows_found
         )
         requests = client.stats.total
     bar.close()
@@ -257,7 +258,7 @@ async def _run(options: Options, out: IO[bytes], *, show: bool) -> int:
         "samples": samples,
         "requests": requests,
         "seconds": round(seconds, 1),
-        "waited_seconds": round(budget.waited),
+        "waited_seconds": round(client.limits.waited),
     }
     if reading.error is not None:
         through = _when(spans[-1].window.stop) if spans else "none"

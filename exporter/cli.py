@@ -88,6 +88,8 @@ def make_client(settings: Settings) -> Client:
         settings.token(),
         timeout=settings.request_timeout_seconds,
         max_concurrency=settings.max_concurrency,
+        reserve=settings.ratelimit_reserve,
+        budget=settings.request_budget_per_hour,
     )
 
 

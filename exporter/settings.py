@@ -94,6 +94,8 @@ class Settings(BaseSettings):
     depth: Depth = "resource"
     poll_interval_seconds: float = Field(default=900, ge=1)
     request_budget_per_hour: int = Field(default=900, ge=1)
+    ratelimit_reserve: int = Field(default=100, ge=0)
+    invoice_refresh_seconds: float = Field(default=86400, ge=0)
     max_concurrency: int = Field(default=8, ge=1, le=256)
     request_timeout_seconds: float = Field(default=10, gt=0)
     max_staleness_seconds: float | None = Field(default=None, gt=0)

@@ -58,8 +58,8 @@ def run_client(handler: Handler, call: Callable[[Billing], Any], **kwargs: Any) 
     return asyncio.run(go())
 
 
-def ok(data: dict[str, Any], **extra: Any) -> httpx.Response:
-    return httpx.Response(200, json={"data": data, **extra})
+def ok(data: dict[str, Any], headers: dict[str, str] | None = None, **extra: Any) -> httpx.Response:
+    return httpx.Response(200, json={"data": data, **extra}, headers=headers)
 
 
 def error(status: int, headers: dict[str, str] | None = None) -> httpx.Response:

@@ -1,9 +1,9 @@
-"""``northflank-exporter backfill``'s flags and options, its request budget, and the
-simulator's usage history it reads: in process, without the real tools."""
+"""``northflank-exporter backfill``'s flags and options, and the simulator's usage
+history it reads: in process, without the real tools (its request budget is the
+client's: tests/test_limits.py)."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import time
 from typing import Any
@@ -12,7 +12,6 @@ import httpx
 import pytest
 
 from exporter import backfill, history
-from exporter.history_fetch import Budget
 from exporter.settings import SettingsError
 from exporter.simulator import (
     HOUR,
@@ -110,37 +109,6 @@ def test_options_parse_dates_depth_and_labels(monkeypatch: pytest.MonkeyPatch) -
     assert deep.settings.depth == "resource"
     with pytest.raises(SettingsError):
         backfill.parse(["--since", "2026-01-01", "--output", "-", "--label", "dimension=x"])
-
-
-# --------------------------------------------------------------------------- budget, progress
-
-
-def test_budget_waits_when_the_hour_is_spent_and_says_so(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    now = [1000.0]
-    slept: list[float] = []
-
-    async def sleep(seconds: float) -> None:
-        slept.append(seconds)
-        now[0] += seconds
-
-    async def go() -> None:
-        budget = Budget(5, clock=lambda: now[0], sleep=sleep)
-        for _ in range(3):
-            await budget.take()
-            now[0] += 10
-        await budget.take(2)  # 5 in the hour: still no wait
-        assert slept == []
-        await budget.take()  # the 6th waits until the first is an hour old
-        assert slept == [pytest.approx(3600 - 30)]
-        budget.settle(budget.taken + 4)  # 4 more pages than taken: counted
-        await budget.take()
-        assert len(slept) == 2
-
-    with caplog.at_level("WARNING"):
-        asyncio.run(go())
-    assert "NORTHFLANK_REQUEST_BUDGET_PER_HOUR is 5; waiting 3570 s" in caplog.text
 
 
 # --------------------------------------------------------------------------- the simulator

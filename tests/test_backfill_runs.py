@@ -28,7 +28,7 @@ from tests.backfill_helpers import (
     promtool_blocks,
     run_backfill,
 )
-from tests.harness import TOKEN, api_env
+from tests.harness import TOKEN, api_env, wait_for
 
 # --------------------------------------------------------------------------- a fault halfway
 
@@ -92,8 +92,8 @@ def test_progress_on_a_terminal_only(tmp_path: Path) -> None:
 
 @pytest.mark.e2e
 def test_backfill_waits_for_the_request_budget_and_says_so(tmp_path: Path) -> None:
-    """With a budget of 3 requests an hour, the requests after the first invoice wait:
-    the log says so and nothing more is sent (the test stops it there)."""
+    """With a budget of 3 requests an hour, the fourth request waits: the log says so
+    and nothing more is sent (the test stops it there)."""
     org = generate_organisation(teams=2, projects_per_team=1, invoices=2, now=org_now())
     with Simulator(org, token=TOKEN, usage_history=True) as sim:
         env = {k: v for k, v in os.environ.items() if not k.startswith("NORTHFLANK_")}
@@ -108,11 +108,10 @@ def test_backfill_waits_for_the_request_budget_and_says_so(tmp_path: Path) -> No
         try:
             assert process.stderr is not None
             line = process.stderr.readline()
-            assert "NORTHFLANK_REQUEST_BUDGET_PER_HOUR is 3; waiting" in line
-            sent = len(sim.requests)
-            # the first invoice may overshoot by its own size (its teams are unknown
-            # until its first answer), as the exporter's first poll may
-            assert sent == 1 + 1 + 2  # the list, the invoice, its two teams
+            assert "for the rate-limit window: 3 requests sent in this window, the budget " in line
+            assert "of 3 (NORTHFLANK_REQUEST_BUDGET_PER_HOUR)" in line
+            # the list, the invoice, one of its two teams (on its way as the line is said)
+            sent = wait_for(lambda: len(sim.requests) == 3 and 3)
             time.sleep(0.5)
             assert process.poll() is None  # still waiting
             assert len(sim.requests) == sent

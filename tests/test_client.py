@@ -219,6 +219,20 @@ def test_ratelimit_headers_are_recorded() -> None:
     assert client.stats.ratelimit_reset_at == pytest.approx(1100)
 
 
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "soon"])
+def test_a_rate_limit_header_that_is_no_number_is_no_figure(value: str) -> None:
+    response = httpx.Response(
+        200,
+        json={"data": INVOICE},
+        headers={"x-ratelimit-remaining": value, "x-ratelimit-reset": value},
+    )
+    handler, _ = sequence(response)
+    _, client = run_client(handler, get_invoice)
+    assert client.stats.ratelimit_remaining is None
+    assert client.stats.lowest_remaining is None
+    assert client.stats.ratelimit_reset_at is None
+
+
 def test_a_429_does_not_describe_the_window() -> None:
     """On a 429, Retry-After rules; its x-ratelimit-reset must not stall later polls."""
     limited = error(
@@ -239,6 +253,8 @@ def test_retry_after_http_date() -> None:
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412470.0) == 10.0
     assert parse_retry_after("3") == 3.0
     assert parse_retry_after("soon") is None
+    assert parse_retry_after("nan") is None
+    assert parse_retry_after("inf") is None
     assert parse_retry_after(None) is None
 
 

@@ -35,6 +35,7 @@ from exporter.api.errors import (
     RateLimitedError,
     error_for_status,
 )
+from exporter.api.limits import Limits
 
 JSON = dict[str, Any]
 
@@ -52,6 +53,7 @@ class ApiStats:
     ratelimit_window_remaining: float | None = None
     ratelimit_reset_at: float | None = None  # monotonic time the rate-limit window resets
     clock_offset: float = 0.0  # the API's clock (its latest Date header) less the local one
+    lowest_remaining: float | None = None  # the least x-ratelimit-remaining since reset
 
     @property
     def total(self) -> int:
@@ -76,9 +78,11 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
         return None
     value = value.strip()
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
         pass
+    else:
+        return max(0.0, seconds) if math.isfinite(seconds) else None
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
@@ -87,10 +91,12 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
 
 
 def _float_header(response: httpx.Response, name: str) -> float | None:
+    """A number header; absent, malformed, ``nan`` or ``inf`` is no figure at all."""
     try:
-        return float(response.headers[name])
+        value = float(response.headers[name])
     except (KeyError, ValueError):
         return None
+    return value if math.isfinite(value) else None
 
 
 def segment(value: str) -> str:
@@ -141,7 +147,10 @@ class Client:
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
+        reserve: int = 0,
+        budget: int | None = None,
     ) -> None:
+        """``reserve`` and ``budget``: see :class:`~exporter.api.limits.Limits`."""
         self._http = httpx.AsyncClient(
             base_url=base_url,
             headers={
@@ -166,6 +175,7 @@ class Client:
         self._hold_until = 0.0  # the API said: no request before this (monotonic)
         self._last_reset_at: float | None = None  # the rate-limit window's reset, last seen
         self.stats = ApiStats()
+        self.limits = Limits(reserve=reserve, budget=budget, clock=clock, sleep=sleep)
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -176,9 +186,24 @@ class Client:
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
-    def set_deadline(self, seconds_from_now: float) -> None:
-        """No retry wait may end later than this; a poll calls it as it starts."""
+    def set_deadline(
+        self,
+        seconds_from_now: float,
+        *,
+        max_wait: float = float("inf"),
+        on_wait: Callable[[float], object] = lambda seconds: None,
+    ) -> None:
+        """No retry wait may end later than this; a poll calls it as it starts. Waits for
+        the rate-limit window (:class:`~exporter.api.limits.Limits`) move it, and call
+        ``on_wait`` with their length; one longer than ``max_wait`` fails instead."""
         self._deadline = self._clock() + seconds_from_now
+
+        def waiting(seconds: float) -> None:
+            self._deadline += seconds
+            on_wait(seconds)
+
+        self.limits.max_wait = max_wait
+        self.limits.on_wait = waiting
 
     def api_time(self) -> float:
         """Now by the API's clock: the ``Date`` of its latest answer, moved on by the local
@@ -195,7 +220,11 @@ class Client:
             await self._wait_while_held(endpoint)
             try:
                 async with self._slots:
-                    response = await self._http.get(path, params=query)
+                    await self.limits.admit(endpoint)
+                    try:
+                        response = await self._http.get(path, params=query)
+                    finally:
+                        self.limits.done()
             except httpx.TimeoutException:
                 self._count(endpoint, "error")
                 error: ApiError = ApiTimeoutError(endpoint, "no answer within the request timeout")
@@ -254,7 +283,10 @@ class Client:
             if self._same_window(reset_at) and self.stats.ratelimit_remaining is not None:
                 remaining = min(remaining, self.stats.ratelimit_remaining)
             self.stats.ratelimit_remaining = remaining
+            if self.stats.lowest_remaining is None or remaining < self.stats.lowest_remaining:
+                self.stats.lowest_remaining = remaining
             self._last_reset_at = reset_at
+            self.limits.seen(remaining, reset_at)
         if response.is_success:
             self.stats.ratelimit_window_remaining = remaining
             self.stats.ratelimit_reset_at = reset_at
