@@ -171,6 +171,70 @@ def deflate(parts: Iterable[bytes]) -> Deflated:
     return Deflated(b"".join(out), crc, size)
 
 
+def join(parts: Iterable[Encoded]) -> Encoded:
+    """Families encoded apart (a breakdown kept from an earlier poll, what this poll
+    changed), laid end to end in their order: one body, one deflate stream (each part's
+    deflate data is ended by a sync flush, so they follow one another), one CRC."""
+    parts = tuple(parts)
+    return Encoded(
+        tuple(chunk for part in parts for chunk in part.text),
+        tuple(chunk for part in parts for chunk in part.openmetrics),
+        _joined(part.text_deflated for part in parts),
+        _joined(part.openmetrics_deflated for part in parts),
+        sum(part.samples for part in parts),
+    )
+
+
+def _joined(parts: Iterable[Deflated]) -> Deflated:
+    data, crc, size = [], 0, 0
+    for part in parts:
+        data.append(part.data)
+        crc, size = crc32_combine(crc, part.crc, part.size), size + part.size
+    return Deflated(b"".join(data), crc, size)
+
+
+# The CRC-32 of two pieces' concatenation from theirs, as zlib's crc32_combine (which
+# Python's zlib does not expose): polynomial arithmetic modulo the CRC's polynomial.
+_POLY = 0xEDB88320
+
+
+def _multmodp(a: int, b: int) -> int:
+    m, p = 1 << 31, 0
+    while True:
+        if a & m:
+            p ^= b
+            if not a & (m - 1):
+                return p
+        m >>= 1
+        b = (b >> 1) ^ _POLY if b & 1 else b >> 1
+
+
+def _x2n_table() -> tuple[int, ...]:
+    table, p = [1 << 30], 1 << 30  # x^1, then x^(2^n)
+    for _ in range(31):
+        p = _multmodp(p, p)
+        table.append(p)
+    return tuple(table)
+
+
+_X2N = _x2n_table()
+
+
+def crc32_combine(crc1: int, crc2: int, len2: int) -> int:
+    """The CRC-32 of A + B from A's CRC, B's CRC and B's length.
+
+    >>> crc32_combine(zlib.crc32(b"north"), zlib.crc32(b"flank"), 5) == zlib.crc32(b"northflank")
+    True
+    """
+    p, n, k = 1 << 31, len2, 3  # x^0; then x^(8 * len2) mod the polynomial
+    while n:
+        if n & 1:
+            p = _multmodp(_X2N[k & 31], p)
+        n >>= 1
+        k += 1
+    return _multmodp(p, crc1) ^ crc2
+
+
 def gzip_member(head: Deflated, tail: bytes) -> tuple[bytes, ...]:
     """One gzip member of ``head`` (deflated before) and then ``tail``, as parts to send."""
     compressor = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, -zlib.MAX_WBITS)

@@ -63,7 +63,8 @@ from exporter.snapshot import Snapshot
 
 
 def cost_families(snapshot: Snapshot) -> list[Family]:
-    """Every family read from the API, filled from one snapshot, in :data:`COST` order."""
+    """Every family read from the API, filled from one snapshot, in :data:`COST` order (a
+    snapshot that kept the breakdown of an earlier read has none: ``teams`` None)."""
     families = {spec: Family(spec) for spec in COST}
     inv = snapshot.invoice
     currency = labels(currency=inv.currency)
@@ -106,7 +107,7 @@ def _breakdown(families: dict[Spec, Family], snapshot: Snapshot, currency: str) 
     """Team, project, resource type and resource families; each entity's label text is
     built once and reused for its dimensions."""
     esc = label_value
-    for team in snapshot.teams:
+    for team in snapshot.teams or ():
         team_id = f'team="{esc(team.id)}"'
         rest = f'{team_id},team_name="{esc(team.name)}"'
         _cost(families, TEAM_COST, TEAM_DIMENSION_COST, currency, rest, team.price)

@@ -288,6 +288,42 @@ OWN = (
     TOKEN_INFO,
     TOKEN_EXPIRY,
 )
+# What may change while a finalized invoice's breakdown does not: its payment, the spend
+# not yet invoiced, the budgets, the credit. The rest of COST is the invoice as read once,
+# encoded once (SEGMENTS: COST in runs of the one kind or the other, in order).
+LIVE = frozenset(
+    {
+        INVOICE_PAID,
+        INVOICE_STATUS,
+        UNBILLED_COST,
+        UNBILLED_PAAS_DIMENSION_COST,
+        UNBILLED_BYOC_DIMENSION_COST,
+        TEAM_UNBILLED_COST,
+        UNBILLED_SINCE,
+        UNBILLED_THROUGH,
+        TEAM_BUDGET,
+        CREDIT_AVAILABLE,
+        CREDIT_PENDING,
+        CREDIT_GRANT_AVAILABLE,
+        CREDIT_GRANT_PENDING,
+        CUSTOMER_BALANCE,
+        CREDIT_SYNCED,
+    }
+)
+
+
+def _segments(specs: tuple[Spec, ...]) -> tuple[tuple[bool, tuple[Spec, ...]], ...]:
+    runs: list[tuple[bool, list[Spec]]] = []
+    for spec in specs:
+        live = spec in LIVE
+        if runs and runs[-1][0] == live:
+            runs[-1][1].append(spec)
+        else:
+            runs.append((live, [spec]))
+    return tuple((live, tuple(run)) for live, run in runs)
+
+
+SEGMENTS = _segments(COST)  # (live, families) in COST order
 # Names as scraped (a counter with ``_total``): what tests and benchmarks look for.
 COST_NAMES = frozenset(spec.sample_name for spec in COST)
 OWN_NAMES = frozenset(spec.sample_name for spec in OWN)

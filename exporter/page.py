@@ -37,6 +37,7 @@ SPAN = 96.0  # % of the chart's width the largest amount reaches
 
 @dataclass(frozen=True, slots=True)
 class TeamRow:
+    team_id: str
     name: str
     invoice: float | None
     unbilled: float | None
@@ -75,28 +76,31 @@ class PageView:
     staleness_seconds: float | None = None
 
 
-def summarise(snapshot: Snapshot) -> Summary:
+def summarise(snapshot: Snapshot, last: Summary | None = None) -> Summary:
+    """What the page shows of ``snapshot``; one that kept an earlier read's breakdown
+    (``teams`` None) keeps its invoice amounts and projects from ``last``."""
     unbilled = {t.team_id: t.amount for t in snapshot.unbilled.teams} if snapshot.unbilled else {}
     budgets = {b.team_id: b.amount for b in snapshot.budgets}
+    if snapshot.teams is None:
+        assert last is not None, "a kept breakdown needs the summary of its read"
+        invoiced = [(row.team_id, row.name, row.invoice) for row in last.teams]
+        top = last.projects
+    else:
+        invoiced = [(t.id, t.name or t.id, t.price.total) for t in snapshot.teams]
+        projects = [
+            ProjectRow(p.name or p.id, t.name or t.id, p.price.total)
+            for t in snapshot.teams
+            for p in t.projects or ()
+            if p.price.total is not None
+        ]
+        projects.sort(key=lambda row: -row.amount)
+        top = tuple(projects[:TOP_PROJECTS])
     teams = [
-        TeamRow(t.name or t.id, t.price.total, unbilled.get(t.id), budgets.get(t.id))
-        for t in snapshot.teams
+        TeamRow(team_id, name, amount, unbilled.get(team_id), budgets.get(team_id))
+        for team_id, name, amount in invoiced
     ]
     teams.sort(key=lambda row: -max(row.invoice or 0.0, row.unbilled or 0.0))
-    projects = [
-        ProjectRow(p.name or p.id, t.name or t.id, p.price.total)
-        for t in snapshot.teams
-        for p in t.projects or ()
-        if p.price.total is not None
-    ]
-    projects.sort(key=lambda row: -row.amount)
-    return Summary(
-        snapshot.invoice,
-        snapshot.unbilled,
-        tuple(teams),
-        tuple(projects[:TOP_PROJECTS]),
-        snapshot.credit,
-    )
+    return Summary(snapshot.invoice, snapshot.unbilled, tuple(teams), top, snapshot.credit)
 
 
 def money(amount: float | None, currency: str) -> str:

@@ -32,10 +32,11 @@ from exporter.api.errors import (
     NotFoundError,
     first_api_error,
 )
-from exporter.fetch import Plan, TeamShape, fetch, learn
+from exporter.drill import TeamShape, learn
+from exporter.fetch import Plan, fetch
 from exporter.own import Health
 from exporter.settings import Settings
-from exporter.snapshot import Answers, Snapshot, build
+from exporter.snapshot import Answers, Read, Snapshot, build, keep
 from exporter.unbilled import UsageSums
 
 log = logging.getLogger("exporter.poller")
@@ -85,7 +86,6 @@ class Poller:
         self._duration: float | None = None
         self._last_result = "pending"
         self._last_poll: float | None = None
-        self._poll_cost = 0  # requests the last full poll spent: what the budget plans with
         self._spent: int | None = None  # requests the last poll spent, whatever its result
         self._expiry: asyncio.TimerHandle | None = None
         self._stretched_to: float | None = None
@@ -96,20 +96,29 @@ class Poller:
         self._credit: model.Credit | None = None  # the last credit balance read
         self._credit_due = float("-inf")  # when it is next asked (monotonic)
         self._credit_absent_said = False
-        self._waited = 0.0  # seconds waited for the API's rate-limit window
+        self._read: Read | None = None  # what the last read of the breakdown left
+        self._reads = 0  # reads of a breakdown so far
+        self._steady_cost = 0  # requests of the last good poll but its breakdown's
+        self._read_cost = 0  # requests of the last read of a breakdown
 
     # ----------------------------------------------------------------- one poll
 
     async def poll(self) -> bool:
         """Poll once, publish the outcome; True when it succeeded."""
         started, spent_before = self._clock(), self._client.stats.total
-        self._client.set_deadline(POLL_DEADLINE_SECONDS)
+        self._client.stats.lowest_remaining = None  # the poll's own, for its log line
         error: ApiError | None = None
         try:
-            async with asyncio.timeout(POLL_DEADLINE_SECONDS):
+            async with asyncio.timeout(POLL_DEADLINE_SECONDS) as limit:
+                # only waits for the rate-limit window take a poll past its deadline
+                self._client.set_deadline(
+                    POLL_DEADLINE_SECONDS,
+                    max_wait=self._settings.staleness_seconds,
+                    on_wait=lambda seconds: limit.reschedule((limit.when() or 0.0) + seconds),
+                )
                 plan = self._plan()
                 answers = self._learn_credit(plan, await fetch(self._billing(), plan))
-            snapshot = build(answers, self._settings.view)
+            snapshot = self._snapshot(answers)
         except TimeoutError:
             error = ApiTimeoutError("poll", f"gave up after {POLL_DEADLINE_SECONDS:.0f} s")
         except Exception as exc:
@@ -123,22 +132,27 @@ class Poller:
         if error is None:
             self._serving, self._up, self._last_success = True, True, self._last_poll
             self._usage = answers.usage
-            self._shapes = learn(answers)
             self._learn_from(answers, snapshot)
-            self._warn_unknown_budgets(frozenset(team.id for team in answers.invoice.teams or ()))
-            self._poll_cost = spent
+            read = answers.spent.get("breakdown_requests", 0)
+            self._steady_cost = spent - read
+            if answers.invoice is not None:
+                self._read_cost = read
             self._last_result = "ok"
             self._schedule_expiry()
             series = self._send(snapshot)
-            fields = {"invoice": snapshot.invoice.id, **self._fields(spent, series)}
-            if self._settings.depth == "resource":  # what each way of reading resources cost
-                fields.update(answers.spent)
+            fields = {
+                "invoice": snapshot.invoice.id,
+                "breakdown": "read" if answers.invoice is not None else "kept",
+                **self._fields(spent, series),
+            }
+            if self._settings.depth == "resource" and answers.invoice is not None:
+                ways = ("by_project", "by_type", "teams_by_type")  # what each way cost
+                fields.update({way: answers.spent[way] for way in ways})
             log.info("poll succeeded", extra={"fields": fields})
         else:
             self._up = False
             self._errors[error.reason] += 1
             self._last_result = error.reason
-            self._poll_cost = max(self._poll_cost, spent)
             series = self._send()
             hint = f"; {PERMISSION_HINT}" if isinstance(error, AuthError) else ""
             extra = {"fields": self._fields(spent, series)}
@@ -148,12 +162,26 @@ class Poller:
     def _billing(self) -> Billing:
         return Billing(self._client, self._contracts)
 
+    def _snapshot(self, answers: Answers) -> Snapshot:
+        """This poll's figures: a new read of the breakdown, or the last one kept."""
+        view = self._settings.view
+        if answers.invoice is None:
+            assert self._read is not None  # the plan kept a read it knew
+            return keep(self._read, answers, view)
+        self._reads += 1
+        snapshot = build(answers, view, read=self._reads)
+        self._read = Read.of(snapshot, answers, self._clock())
+        self._shapes = learn(answers)
+        self._warn_unknown_budgets(frozenset(team.id for team in answers.invoice.teams or ()))
+        return snapshot
+
     def _plan(self) -> Plan:
         asks_credit = (
             self._settings.api_contract != "legacy"  # a current-contract endpoint only
             and (self._settings.invoice_id is None or self._settings.unbilled)  # reads the list
             and self._clock() >= self._credit_due
         )
+        read = self._read
         return Plan.of(
             self._settings,
             usage=self._usage,
@@ -161,6 +189,9 @@ class Poller:
             token=self._token,
             team_names=self._team_names,
             credit=asks_credit,
+            known=read,
+            refresh=read is not None
+            and self._clock() - read.at >= self._settings.invoice_refresh_seconds,
         )
 
     def _learn_credit(self, plan: Plan, answers: Answers) -> Answers:
@@ -203,16 +234,21 @@ class Poller:
         if answers.token is not None:  # asked for a single-team answer: a token check too
             self._token = answers.token
             self._token_due = self._clock() + TOKEN_CHECK_SECONDS
-        self._team_names = {team.id: team.name for team in snapshot.teams}
+        if snapshot.teams is not None:
+            self._team_names = {team.id: team.name for team in snapshot.teams}
 
     def _fields(self, spent: int, series: int) -> dict[str, object]:
         """What the poll's log line says besides the invoice."""
-        return {
+        fields: dict[str, object] = {
             "result": self._last_result,
             "duration_seconds": round(self._duration or 0.0, 3),
             "requests": spent,
             "series": series,
         }
+        lowest = self._client.stats.lowest_remaining
+        if lowest is not None:  # how close the poll came to the API's limit
+            fields["ratelimit_lowest"] = round(lowest)
+        return fields
 
     async def check_token(self) -> None:
         """``GET /v1/auth`` when due: after the first poll, then daily; an hour after a
@@ -261,7 +297,7 @@ class Poller:
             ),
             token_expiry=token.expires_at if token is not None else None,
             contract=self._contract,
-            ratelimit_wait=self._waited,
+            ratelimit_wait=self._client.limits.waited,
         )
 
     def _send(self, snapshot: Snapshot | None = None) -> int:
@@ -301,53 +337,42 @@ class Poller:
 
     # ----------------------------------------------------------------- the schedule
 
+    @property
+    def poll_cost(self) -> float:
+        """What a poll costs on average, as the budget plans with it: the last good poll's
+        requests but its breakdown's, and a read of the breakdown as often as the refresh
+        comes (every poll at ``NORTHFLANK_INVOICE_REFRESH_SECONDS=0``)."""
+        base, refresh = self._settings.poll_interval_seconds, self._settings.invoice_refresh_seconds
+        share = 1.0 if refresh <= base else base / refresh
+        return self._steady_cost + self._read_cost * share
+
     def interval(self) -> float:
         """Seconds from one poll's start to the next: the setting, stretched to the budget."""
         base = self._settings.poll_interval_seconds
         budget = self._settings.request_budget_per_hour
-        needed = 3600.0 * self._poll_cost / budget
+        cost = self.poll_cost
+        needed = 3600.0 * cost / budget
         if needed <= base:
             self._stretched_to = None
             return base
         if self._stretched_to != needed:
             self._stretched_to = needed
             log.warning(
-                "polling every %.0f s instead of every %.0f s: a poll costs %d requests "
+                "polling every %.0f s instead of every %.0f s: a poll costs %.0f requests "
                 "and the budget is %d an hour",
                 needed,
                 base,
-                self._poll_cost,
+                cost,
                 budget,
                 extra={"fields": {"interval_seconds": round(needed, 1)}},
             )
         return needed
-
-    def _rate_limit_wait(self) -> float:
-        """Seconds to wait for the API's rate-limit window when it has too few requests left."""
-        stats = self._client.stats
-        if stats.ratelimit_window_remaining is None or stats.ratelimit_reset_at is None:
-            return 0.0
-        if stats.ratelimit_window_remaining >= max(self._poll_cost, 1):
-            return 0.0
-        return max(0.0, stats.ratelimit_reset_at - self._clock())
 
     async def run(self, stop: asyncio.Event) -> None:
         """Poll on schedule until ``stop`` is set."""
         self._send()  # serve the exporter's own metrics before the first poll ends
         while not stop.is_set():
             started = self._clock()
-            wait = self._rate_limit_wait()
-            if wait > 0:
-                log.warning(
-                    "waiting %.0f s for the API's rate-limit window: %s requests left",
-                    wait,
-                    self._client.stats.ratelimit_window_remaining,
-                )
-                waited_from = self._clock()
-                stopped = await _sleep_or_stop(wait, stop)
-                self._waited += self._clock() - waited_from
-                if stopped:
-                    break
             await self.poll()
             await self.check_token()
             next_start = started + self.interval()

@@ -78,14 +78,36 @@ class Snapshot:
     """Everything the cost families are rendered from; swapped in whole after a poll.
 
     ``teams`` hold their projects (below depth ``team``) and those their resource types
-    (at depth ``resource``), sorted by type name.
+    (at depth ``resource``), sorted by type name. A poll that did not read the breakdown
+    again (a finalized invoice's figures do not change) has ``teams`` None: the breakdown
+    is that of the invoice's read ``read``, as first served; only the invoice's payment
+    status, the usage, the budgets and the credit are new.
     """
 
     invoice: InvoiceFigures
-    teams: tuple[Team, ...]
+    teams: tuple[Team, ...] | None
     unbilled: UnbilledFigures | None = None
     budgets: tuple[TeamAmount, ...] = ()
     credit: model.Credit | None = None
+    read: int = 0  # which read of an invoice's breakdown this is (or was, teams None)
+
+
+@dataclass(frozen=True, slots=True)
+class Read:
+    """What a poll keeps of the last read of an invoice's breakdown, for the polls that
+    do not read it again: a few figures, not the breakdown (the bytes are kept encoded)."""
+
+    number: int  # Snapshot.read
+    invoice: InvoiceFigures
+    entry: model.InvoiceEntry | None  # its list entry when it was read
+    team_names: Mapping[str, str]  # the teams served, by ID
+    at: float  # monotonic time of the read
+    single: bool = False  # a single-team token's
+
+    @classmethod
+    def of(cls, snapshot: Snapshot, answers: Answers, at: float) -> Read:
+        names = {team.id: team.name for team in snapshot.teams or ()}
+        return cls(snapshot.read, snapshot.invoice, answers.entry, names, at, answers.single)
 
 
 @dataclass(frozen=True)
@@ -102,20 +124,24 @@ class Answers:
     """What the API answered in one poll (made by :func:`exporter.fetch.fetch`)."""
 
     newest: NewestInvoice | None  # None when the list was not read
-    invoice: model.Invoice  # the unfiltered answer (a single-team token's: its one team)
+    invoice: model.Invoice | None  # the unfiltered answer; None: the breakdown not read again
     teams: Mapping[str, Team]  # each team's ``teamId`` answer, where one was needed
     projects: Mapping[tuple[str, str], ResourceTypes]  # (team, project): its resource types
     usage: UsageSums | None = None  # usage summed through this poll; None: unbilled off
     spent: Mapping[str, int] = dataclasses.field(default_factory=dict)  # requests by way read
+    entry: model.InvoiceEntry | None = None  # the polled invoice's list entry, when listed
     contract: model.Contract | None = None  # the one billing contract of the poll's answers
     credit: model.Credit | None = None  # None: not asked, or it failed
     credit_error: ApiError | None = None  # why it failed, when it did
     token: model.Token | None = None  # GET /v1/auth, when the poll had to ask (single team)
+    single: bool = False  # a single-team token's answers (which start at its projects)
 
 
-def build(answers: Answers, view: View) -> Snapshot:
+def build(answers: Answers, view: View, read: int = 0) -> Snapshot:
     """The snapshot of one poll's answers, as ``view`` says: only its teams in the team
-    families, projects and deeper only below depth ``team``, its budgets."""
+    families, projects and deeper only below depth ``team``, its budgets. ``read``
+    numbers the read of the breakdown."""
+    assert answers.invoice is not None, "a poll that read no breakdown: see keep()"
     team_costs = []
     for team in answers.invoice.teams or ():
         if not view.includes(team.id):
@@ -126,18 +152,52 @@ def build(answers: Answers, view: View) -> Snapshot:
         projects = tuple(_project(team.id, project, answers.projects) for project in listed)
         team_costs.append(Team(team.id, team.name, team.price, projects))
     names = {team.id: team.name for team in team_costs}
-    budget_rows = tuple(
+    usage = answers.usage
+    return Snapshot(
+        invoice=_paid(figures(answers.invoice), answers.entry),
+        teams=tuple(team_costs),
+        unbilled=_unbilled(usage, names) if usage else None,
+        budgets=_budgets(names, view),
+        credit=answers.credit,
+        read=read,
+    )
+
+
+def keep(last: Read, answers: Answers, view: View) -> Snapshot:
+    """The snapshot of a poll that did not read the breakdown again: the last read's
+    breakdown (``teams`` None), this poll's payment status (from the list entry), usage
+    and credit balance."""
+    usage = answers.usage
+    return Snapshot(
+        invoice=_paid(last.invoice, answers.entry),
+        teams=None,
+        unbilled=_unbilled(usage, last.team_names) if usage else None,
+        budgets=_budgets(last.team_names, view),
+        credit=answers.credit,
+        read=last.number,
+    )
+
+
+def _paid(invoice: InvoiceFigures, entry: model.InvoiceEntry | None) -> InvoiceFigures:
+    """The invoice's payment as its list entry says it now (it is what may change)."""
+    if (
+        entry is None
+        or entry.id != invoice.id
+        or (entry.status, entry.paid)
+        == (
+            invoice.status,
+            invoice.paid,
+        )
+    ):
+        return invoice
+    return dataclasses.replace(invoice, status=entry.status, paid=entry.paid)
+
+
+def _budgets(names: Mapping[str, str], view: View) -> tuple[TeamAmount, ...]:
+    return tuple(
         TeamAmount(team_id, name, amount)
         for team_id, name in names.items()
         if (amount := view.budget_for(team_id)) is not None
-    )
-    usage = answers.usage
-    return Snapshot(
-        invoice=figures(answers.invoice),
-        teams=tuple(team_costs),
-        unbilled=_unbilled(usage, names) if usage else None,
-        budgets=budget_rows,
-        credit=answers.credit,
     )
 
 

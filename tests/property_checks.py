@@ -75,8 +75,9 @@ def assert_invalid_response(exc: BaseException) -> None:
 
 def cents(value: Any) -> float:
     """Cents in major units, as the decimal the JSON wrote divided by 100 (so 1/3 of a
-    cent is 0.003333333333333333, not the binary quotient)."""
-    return float(Decimal(repr(float(value))) / 100)
+    cent is 0.003333333333333333, not the binary quotient, and 2**53 + 1 is not 2**53)."""
+    exact = Decimal(value) if isinstance(value, int) else Decimal(repr(float(value)))
+    return float(exact / 100)
 
 
 def _cost(
@@ -122,17 +123,17 @@ def expected(world: World, depth: str) -> dict[Series, float]:
     for name, value in money.items():
         if value is not None:
             out[(name, frozenset({("currency", cur)}))] = cents(value)
-    items: dict[str, dict[str, float]] = {}
-    for item in inv.get("lineItems") or ():
+    items: dict[str, dict[str, Decimal]] = {}
+    for item in inv.get("lineItems") or ():  # the same titles added, exactly
         sums = items.setdefault(item.get("title") or "", {})
         for key in ("total", "base", "proration"):
             if item.get(key) is not None:
-                sums[key] = sums[key] + cents(item[key]) if key in sums else cents(item[key])
+                sums[key] = sums.get(key, Decimal(0)) + Decimal(repr(cents(item[key])))
     suffix = {"total": "", "base": "_base", "proration": "_proration"}
     for title, sums in items.items():
         for key, value in sums.items():
             where = frozenset({("currency", cur), ("item", title)})
-            out[(f"northflank_invoice_line_item{suffix[key]}_amount", where)] = value
+            out[(f"northflank_invoice_line_item{suffix[key]}_amount", where)] = float(value)
     byoc = (inv.get("byocUsage") or {}).get("price")
     _cost(out, "byoc", {"currency": cur}, byoc, BYOC)
     paas = (inv.get("paasUsage") or {}).get("price")

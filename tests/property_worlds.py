@@ -93,7 +93,9 @@ class FakeApi:
             summary = {
                 k: world.invoice[k] for k in ("id", "period", "currency") if k in world.invoice
             }
-            summary["paid"] = world.invoice.get("paid") or False
+            if "paid" in world.invoice:  # as the invoice says it, or not at all
+                summary["paid"] = world.invoice["paid"]
+            summary["paasUsage"] = {"price": world.invoice["paasUsage"].get("price")}
             return reply({"invoices": [summary]})
         if parts[:3] == ["v1", "billing", "invoices"] and parts[3:] == [world.id]:
             key = (query.get("teamId"), query.get("projectId"))
@@ -101,11 +103,33 @@ class FakeApi:
                 return reply(_only(dict(world.invoice), []))
             return reply(self.invoices[key])
         if parts == ["v1", "billing", "usage"]:
-            return reply({"usage": world.usage})
+            return reply({"usage": self._usage(world.usage, query)})
         match parts:
             case ["v1", "teams", team, "billing", "usage"] if team in world.team_usage:
-                return reply({"usage": world.team_usage[team]})
+                return reply({"usage": self._usage(world.team_usage[team], query)})
         return reply(None, 404)
+
+    def _usage(self, entries: list[dict[str, Any]], query: Any) -> list[dict[str, Any]]:
+        """The hours, or in the current contract with ``granularity=total`` one entry
+        summing those from ``startTime`` on (each hour once, as listed; hours past
+        ``endTime`` too: the worlds' hours are not bound to any clock)."""
+        if self.contract != "current" or query.get("granularity") != "total":
+            return entries
+        start, end = float(query["startTime"]), float("inf")
+        seen: set[float] = set()
+        sums: dict[str, dict[str, float]] = {}
+        for entry in entries:
+            at = entry["timestamp"]
+            if not start <= at < end or at in seen:
+                continue
+            seen.add(at)
+            for part in ("paasUsage", "byocUsage"):
+                price = (entry.get(part) or {}).get("price") or {}
+                into = sums.setdefault(part, {})
+                for key, value in price.items():
+                    if value is not None:
+                        into[key] = into.get(key, 0) + value
+        return [{"timestamp": start, **{part: {"price": p} for part, p in sums.items()}}]
 
 
 # --------------------------------------------------------------------------- bugs found

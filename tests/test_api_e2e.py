@@ -50,10 +50,11 @@ def cents(price: dict[str, float]) -> float:
 
 
 def test_paged_breakdown_to_the_cent_with_exact_requests() -> None:
-    """Every answer needs pages (2 entries a page): the figures match to the cent and
-    the requests are exactly one per page, no page asked twice."""
+    """Every answer needs pages (2 entries a page), in the legacy contract's schemes (a
+    page per level of the current one: tests/test_contracts_e2e.py): the figures match to
+    the cent and the requests are exactly one per page, no page asked twice."""
     org = generate_organisation(teams=3, projects_per_team=3, invoices=3)
-    with Simulator(org, token=TOKEN, max_page_size=2) as sim:
+    with Simulator(org, token=TOKEN, max_page_size=2, contract="legacy-pinned") as sim:
         done, scrape = once(sim, unbilled="false")
         assert done.returncode == 0, done.stderr
         invoice = org.newest_invoice()
@@ -63,6 +64,7 @@ def test_paged_breakdown_to_the_cent_with_exact_requests() -> None:
 
         expected = {
             "/v1/auth": 1,
+            "credit": 1,  # a legacy account's 404
             "list_invoices": pages(len(org.invoices)),
             "unfiltered": pages(len(invoice.teams)),
             "teamId": sum(pages(len(team.projects)) for team in invoice.teams),
@@ -74,6 +76,7 @@ def test_paged_breakdown_to_the_cent_with_exact_requests() -> None:
         }
         seen = {
             "/v1/auth": sim.count(path_prefix="/v1/auth"),
+            "credit": sim.count(path_prefix="/v1/billing/credit-balance"),
             "list_invoices": sum(1 for r in sim.requests if r.path == "/v1/billing/invoices"),
             "unfiltered": sum(
                 1

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks.config import Organisation
-from benchmarks.polls import ideal_poll_seconds, minimum_requests
+from benchmarks.polls import ideal_poll_seconds, minimum_requests, steady_requests
 from benchmarks.wrk import parse_wrk
 
 pytestmark = pytest.mark.benchmark
@@ -28,8 +28,14 @@ ROWS = (
     "poll_requests",
     "poll_requests_pinned",
     "cost_first_3x8",
+    "cost_reread_3x8",
     "cost_steady_3x8",
+    "cost_cpu_3x8",
     "cost_polls_3x8",
+    "reserve_first_read",
+    "reserve_waited",
+    "reserve_lowest",
+    "reserve_429",
     "scrape_gzip",
     "scrape_identity",
     "scrape_p99_gzip",
@@ -37,6 +43,7 @@ ROWS = (
     "reference_gzip",
     "reference_identity",
     "cpu_per_poll",
+    "cpu_steady",
     "cpu_read",
     "cpu_render",
     "peak_rss",
@@ -103,12 +110,23 @@ def test_quick_benchmark_says_how_and_where(quick_run: str) -> None:
     assert re.search(r"prometheus_client server: same [\d,]+ series and values", quick_run)
     rows = table(quick_run)
     # requests per poll are counted, not timed: the quick run must meet the minimum
-    assert rows["poll_requests"][1] == "18"
-    assert rows["poll_requests"][2] == "18 minimum"
+    # (a read: the list, the invoice, 4 teams, 12 projects, and the credit balance)
+    assert rows["poll_requests"][1] == "19"
+    assert rows["poll_requests"][2] == "19 minimum"
     assert rows["poll_requests_pinned"][1] == "17"
-    # 3 teams x 8 projects: by project first (2 + 3 + 24), then by type (2 + 3 x (1 + 7))
-    assert rows["cost_first_3x8"][1:3] == ["29", "29 minimum"]
-    assert rows["cost_steady_3x8"][1:3] == ["26", "26 minimum"]
+    # 3 teams x 8 projects, the usage on (4 requests: the API's sums) and the credit: by
+    # project first (3 + 3 + 24 + 4), then by type (3 + 3 x (1 + 7) + 4); steady: the list,
+    # the usage, the credit
+    assert rows["cost_first_3x8"][1:3] == ["34", "34 minimum"]
+    assert rows["cost_reread_3x8"][1:3] == ["31", "31 minimum"]
+    assert rows["cost_steady_3x8"][1] == "6"
+    assert rows["cost_steady_3x8"][5] == "met"
+    # a first read of 34 requests, 20 a window above the reserve: it waited, never refused
+    assert rows["reserve_lowest"][2] == "100 reserve"
+    assert 100 <= leading_number(rows["reserve_lowest"][1]) <= 110
+    assert rows["reserve_lowest"][5] == "met"
+    assert rows["reserve_429"][1] == "0"
+    assert leading_number(rows["reserve_waited"][1]) > 0
 
 
 def test_ideal_and_minimum_follow_the_issue() -> None:
@@ -116,16 +134,19 @@ def test_ideal_and_minimum_follow_the_issue() -> None:
     org = Organisation(teams=20, projects=10, latency=0.05)  # 7 resource types
     # first poll: by project, 20 + 200 calls after list and invoice, 8 at a time: 28 rounds
     assert ideal_poll_seconds(org, 8, pinned=False, first=True) == pytest.approx(1.5)
-    assert minimum_requests(org, pinned=False, first=True) == 222
+    # ... and the credit balance, when the list is read
+    assert minimum_requests(org, pinned=False, first=True) == 223
     # later: by type (7 < 10), 20 x (1 + 7) = 160 calls: 20 rounds
     assert ideal_poll_seconds(org, 8, pinned=False) == pytest.approx(1.1)
     assert ideal_poll_seconds(org, 8, pinned=True) == pytest.approx(1.05)
-    assert minimum_requests(org, pinned=False) == 162
+    assert minimum_requests(org, pinned=False) == 163
     assert minimum_requests(org, pinned=True) == 161
-    # a type answer of 200 resources takes 2 pages: 10 x (1 + 14) + 2
-    assert minimum_requests(Organisation(10, 50, resources=4), pinned=False) == 152
-    assert minimum_requests(Organisation(10, 50), pinned=False) == 82
-    assert minimum_requests(Organisation(30, 50), pinned=False, first=True) == 1532
+    # a type answer of 200 resources takes 2 pages: 10 x (1 + 14) + 2 (+ the credit)
+    assert minimum_requests(Organisation(10, 50, resources=4), pinned=False) == 153
+    assert minimum_requests(Organisation(10, 50), pinned=False) == 83
+    assert minimum_requests(Organisation(30, 50), pinned=False, first=True) == 1533
+    # a steady poll of 10 x 50, the usage on: the list, 1 + 10 usage sums, the credit
+    assert steady_requests(Organisation(10, 50)) == 13
 
 
 def test_wrk_output_is_read() -> None:

@@ -114,7 +114,8 @@ def sim_options() -> dict[str, Any]:
 
 
 def env(sim: Simulator) -> dict[str, str]:
-    return api_env(sim.url, TOKEN)
+    # every poll reads the breakdown again, so that a fault in any answer meets a poll
+    return api_env(sim.url, TOKEN, invoice_refresh_seconds="0")
 
 
 def costs(scrape: Scrape) -> dict[object, float]:

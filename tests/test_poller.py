@@ -70,10 +70,13 @@ def run_poller(
         rate_limit=rate_limit,
         rate_window=rate_window,
     )
-    config = Settings(
-        api_token=api.token,
-        **{"request_budget_per_hour": 1_000_000, "unbilled": False, **settings},
-    )
+    defaults = {
+        "request_budget_per_hour": 1_000_000,
+        "unbilled": False,
+        "ratelimit_reserve": 0,
+        "invoice_refresh_seconds": 0,  # every poll reads the breakdown: a poll is 19 requests
+    }
+    config = Settings(api_token=api.token, **{**defaults, **settings})
     published: list[tuple[float, Outcome]] = []
 
     def publish(outcome: Outcome) -> int:
@@ -219,23 +222,32 @@ def test_a_good_poll_before_the_bound_keeps_the_figures() -> None:
 # --------------------------------------------------------------------------- the API's window
 
 
-def test_the_next_poll_waits_for_the_rate_limit_window(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.WARNING, "exporter.poller")
-    # 21 requests a 600 s window: the first poll (19) and the token check (1) leave 1,
-    # fewer than a poll costs; the next poll waits for the window to reset at 600 s.
-    run = run_poller(1250, poll_interval_seconds=60, rate_limit=21, rate_window=600)
-    assert run.poll_starts() == [0.0, 600.0, 1200.0]
-    assert all(outcome.last_result == "ok" for _, outcome in run.polls())
-    assert run.polls()[0][1].health.ratelimit_remaining == 2
-    # northflank_api_ratelimit_wait_seconds_total: 540 s before the second poll, 597.5 s more
-    assert [o.health.ratelimit_wait for _, o in run.polls()] == [0.0, 540.0, 1137.5]
+def test_a_poll_waits_for_the_apis_window_and_is_published_whole(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """25 requests a 600 s window: the first poll (19) and the token check (1) leave 5;
+    the second, at 60 s, sends those 5, waits for the window to reset at 600 s, then sends
+    the rest: late, never refused, and published whole (the first poll's figures served
+    meanwhile)."""
+    caplog.set_level(logging.WARNING, "exporter.api")
+    run = run_poller(700, poll_interval_seconds=60, rate_limit=25, rate_window=600)
+    (first_end, _), (second_end, second) = run.polls()[:2]
+    assert second.last_result == "ok"
+    assert second_end > 600  # late but whole: one publish, after the window reset
+    assert [t for t, o in run.published if first_end < t < second_end and o.snapshot] == []
+    assert all(o.serving for t, o in run.published if first_end <= t <= second_end)
+    assert {code for _, code in second.health.api_requests} == {"200"}  # no 429, ever
+    sent = [s.time for s in run.api.sent]
+    assert len([t for t in sent if t < 600]) == 25  # the window, to the last request
+    # from the moment the 25th was sent (its answer would say 0 left) to the reset
+    assert second.health.ratelimit_wait == pytest.approx(600 - sent[24])
     waits = [r.getMessage() for r in caplog.records if "rate-limit window" in r.getMessage()]
-    # before each later poll: at 60 s (1 left), then right after each poll (2 left)
-    assert waits == [
-        "waiting 540 s for the API's rate-limit window: 1.0 requests left",
-        "waiting 598 s for the API's rate-limit window: 2.0 requests left",
-        "waiting 598 s for the API's rate-limit window: 2.0 requests left",
-    ]
+    # one line a wait: the second poll's, and the third's (at 602 s, in the next window)
+    assert len(waits) == 2
+    assert waits[0] == (
+        "waiting 539 s for the rate-limit window: 2 requests left in the API's window "
+        "(2 in flight), at or below the reserve of 0 (NORTHFLANK_RATELIMIT_RESERVE)"
+    )
 
 
 def test_no_wait_while_the_window_has_room_for_a_poll() -> None:

@@ -91,7 +91,7 @@ def test_later_polls_read_by_resource_type_alone_and_the_credit_on_the_team_path
     """8 projects and 3 types: by type is cheaper; ``resourceType`` without ``teamId``."""
     org = generate_organisation(2, 8, 1, resource_types=("service", "addon", "job"))
     sim = simulator(make_sim, org=org)
-    env = api_env(sim.url, TOKEN, poll_interval_seconds="1")
+    env = api_env(sim.url, TOKEN, poll_interval_seconds="1", invoice_refresh_seconds="0")
     with Exporter(env=env) as exporter:
         first = cost_series(exporter.wait_ready())
         wait_for(lambda: [r for r in sim.requests if "resourceType" in r.query])

@@ -38,6 +38,7 @@ class Polls:
             api_token=TOKEN,
             unbilled=False,
             request_budget_per_hour=1_000_000,
+            invoice_refresh_seconds=0,  # each poll reads the breakdown again: type mode
             **settings,  # type: ignore[arg-type]
         )
         self.bodies = Bodies("test")

@@ -72,10 +72,15 @@ class Billing:
 
     # ----------------------------------------------------------------- endpoints
 
-    async def invoices(self) -> InvoiceList:
-        """``GET /v1/billing/invoices``: every finalized invoice (cursor-paged)."""
+    async def invoices(self, *, newest_only: bool = False) -> InvoiceList:
+        """``GET /v1/billing/invoices``: every finalized invoice (cursor-paged); with
+        ``newest_only``, a current answer's first page only (it lists newest first)."""
         entries, contract = await self._list(
-            "list_invoices", "/v1/billing/invoices", {}, "invoices"
+            "list_invoices",
+            "/v1/billing/invoices",
+            {},
+            "invoices",
+            first_page_of=CURRENT if newest_only else None,
         )
         dialect = DIALECTS[contract or self.contracts.asking]
         scale = self.contracts.scale(dialect)
@@ -188,13 +193,21 @@ class Billing:
     # ----------------------------------------------------------------- paging
 
     async def _list(
-        self, endpoint: str, path: str, query: dict[str, str], key: str
+        self,
+        endpoint: str,
+        path: str,
+        query: dict[str, str],
+        key: str,
+        first_page_of: Contract | None = None,
     ) -> tuple[list[object], Contract | None]:
-        """Every page of a list, in the contract its first page came in."""
+        """Every page of a list, in the contract its first page came in (only the first
+        page when that contract is ``first_page_of``)."""
         asked = self.contracts.asking
         first = {**query, **self.contracts.list_query(asked)}
         data, pagination = await self.client.get(endpoint, path, first)
         found = self._entries(endpoint, data, key)
+        if found is not None and found == first_page_of:
+            return data[key], found
 
         async def fetch(page: dict[str, str]) -> tuple[JSON, JSON | None]:
             nonlocal found

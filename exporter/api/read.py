@@ -33,7 +33,7 @@ from exporter.api import model
 from exporter.api.model import NO_PRICE, Price
 
 JSON = dict[str, Any]
-Scale = Callable[[float], float]
+Scale = Callable[[float | int], float]
 # (the API's key, the dimension's name in the model and the metrics)
 PAAS_KEYS = (("cpu", "cpu"), ("memory", "memory"), ("storage", "storage"), ("gpu", "gpu"))
 BYOC_KEYS = (
@@ -65,18 +65,21 @@ class Bad(Exception):
         return f"{where or 'data'}: {self.message}"
 
 
-def as_major(value: float) -> float:
+def as_major(value: float | int) -> float:
     """An amount already in major units."""
-    return value
+    return float(value)
 
 
-def from_cents(value: float) -> float:
+def from_cents(value: float | int) -> float:
     """Cents in major units, exactly as the decimal would be: ``1234.5`` -> ``12.345``
-    (not ``1234.5 / 100``, which is 12.344999999999999 in binary floating point).
+    (not ``1234.5 / 100``, which is 12.344999999999999 in binary floating point), and an
+    integer past 2**53 divided as the integer it is.
 
-    >>> from_cents(1234.5), from_cents(7.0), from_cents(0.25)
-    (12.345, 0.07, 0.0025)
+    >>> from_cents(1234.5), from_cents(7.0), from_cents(0.25), from_cents(2**53 + 1)
+    (12.345, 0.07, 0.0025, 90071992547409.94)
     """
+    if isinstance(value, int):
+        return value / 100  # Python divides integers correctly rounded, whatever their size
     if value.is_integer() and -_EXACT < value < _EXACT:
         return value / 100  # both exact: one correctly rounded division
     return float(Fraction(repr(value)) / 100)
@@ -126,8 +129,9 @@ def ident(value: object) -> str:
     return found
 
 
-def number(value: object) -> float | None:
-    """A finite number (an integer or a float, not a boolean), or None."""
+def finite(value: object) -> float | int | None:
+    """A finite number (an integer, as exact as JSON gave it, or a float; not a
+    boolean), or None."""
     cls = value.__class__
     if cls is float:
         if math.isfinite(value):  # type: ignore[arg-type]
@@ -135,16 +139,24 @@ def number(value: object) -> float | None:
         raise Bad("not a finite number")
     if cls is int:
         try:
-            return float(value)  # type: ignore[arg-type]
+            float(value)  # type: ignore[arg-type]
         except OverflowError:
             raise Bad("a number too large") from None
+        return value  # type: ignore[return-value]
     if value is None:
         return None
     raise Bad(f"expected a number, got {_kind(value)}")
 
 
+def number(value: object) -> float | None:
+    """A finite number as a float (times, percentages), or None."""
+    found = finite(value)
+    return None if found is None else float(found)
+
+
 def amount(value: object, scale: Scale) -> float | None:
-    found = number(value)
+    """An amount in major units, scaled from its exact value (an integer's too), or None."""
+    found = finite(value)
     return None if found is None else scale(found)
 
 
@@ -198,7 +210,7 @@ def price(value: object, keys: tuple[tuple[str, str], ...], scale: Scale) -> Pri
         found = raw.get(key)
         if found is not None:
             try:
-                dimensions.append((name, scale(number(found))))  # type: ignore[arg-type]
+                dimensions.append((name, scale(finite(found))))  # type: ignore[arg-type]
             except Bad as bad:
                 raise bad.at(key) from None
     return Price(field(raw, "total", lambda v: amount(v, scale)), tuple(dimensions))

@@ -126,7 +126,7 @@ def test_kubernetes_validate_catches_a_broken_manifest(tmp_path: Path) -> None:
         ({"config": {"ratelimitReserve": -1}}, "/config/ratelimitReserve"),
         ({"config": {"ratelimitReserve": 1.5}}, "/config/ratelimitReserve"),
         ({"config": {"ratelimitReserve": "100"}}, "/config/ratelimitReserve"),
-        ({"config": {"invoiceRefreshSeconds": 0}}, "/config/invoiceRefreshSeconds"),
+        ({"config": {"invoiceRefreshSeconds": -1}}, "/config/invoiceRefreshSeconds"),
         ({"config": {"invoiceRefreshSeconds": "1d"}}, "/config/invoiceRefreshSeconds"),
         ({"config": {"unbilledDepth": "resources"}}, "/config/unbilledDepth"),
         ({"config": {"unbilledDepth": None}}, "missing property 'unbilledDepth'"),

@@ -13,7 +13,7 @@ import pytest
 from exporter import metrics as m
 from exporter.simulator import Simulator
 from tests.e2e.helpers import exporter_env, run_once
-from tests.harness import Exporter, MakeSim, billing_requests, parse_exposition, wait_for
+from tests.harness import Exporter, parse_exposition, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -122,7 +122,9 @@ def _version() -> str:
 def test_the_stretched_interval_is_logged(sim: Simulator) -> None:
     # 19 requests a poll (the credit balance too) within 3600 an hour: one poll every
     # 19 s, not every second.
-    env = exporter_env(sim, request_budget_per_hour="3600", unbilled="false")
+    env = exporter_env(
+        sim, request_budget_per_hour="3600", unbilled="false", invoice_refresh_seconds="0"
+    )
     with Exporter(env=env) as exporter:
         exporter.wait_ready()
         line = wait_for(
@@ -134,18 +136,6 @@ def test_the_stretched_interval_is_logged(sim: Simulator) -> None:
             5,
         )
     assert "interval_seconds=19.0" in line[0]
-
-
-def test_polls_wait_for_the_apis_window_when_it_is_nearly_spent(make_sim: MakeSim) -> None:
-    sim = make_sim(rate_limit=21)
-    with Exporter(env=exporter_env(sim, unbilled="false")) as exporter:
-        exporter.wait_ready()
-        wait_for(lambda: "for the API's rate-limit window" in exporter.logs(), 5)
-        # 19 for the poll, 1 for the token check: 1 left of 21, the next poll waits
-        # (for the window's hour: nothing more is sent while this test looks)
-        assert len(billing_requests(sim)) == 19
-        assert sim.count(path_prefix="/v1/auth") == 1
-        assert exporter.value(m.RATELIMIT_REMAINING.name) == 1
 
 
 def test_concurrency_limit_holds(sim: Simulator) -> None:

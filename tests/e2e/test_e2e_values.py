@@ -149,6 +149,7 @@ def test_paged_answers_are_followed() -> None:
     assert len(scrape.family(m.TEAM_COST.name)) == 5
     assert len(scrape.family(m.PROJECT_COST.name)) == 15
     assert len(scrape.family(m.RESOURCE_TYPE_COST.name)) == 15 * 7
-    # 3 invoices -> 2 pages; 5 teams -> 3; 3 projects -> 2 per team; 7 resource types -> 4
-    assert len(billing_requests(sim)) == 2 + 3 + 5 * 2 + 15 * 4 + CREDIT
-    assert len(paged) == 1 + 2 + 5 * 1 + 15 * 3
+    # the newest-first list's first page; 5 teams -> 3; 3 projects -> 2 per team; 7
+    # resource types -> 4
+    assert len(billing_requests(sim)) == 1 + 3 + 5 * 2 + 15 * 4 + CREDIT
+    assert len(paged) == 2 + 5 * 1 + 15 * 3
