@@ -68,6 +68,11 @@ class Config:
     reference_seconds: float  # wrk against the per-scrape prometheus_client server
     # requests a poll, first and steady
     cost_orgs: tuple[Organisation, ...] = ()
+    steady_polls: int = 3  # after the first read
+    # a first read larger than the API's window leaves: its organisation, the window (s)
+    first_read_org: Organisation = Organisation(teams=3, projects=8)
+    first_read_limit: int = 1000  # the API's requests a window
+    first_read_window: float = 5.0
 
 
 FULL = Config(
@@ -87,6 +92,9 @@ FULL = Config(
         Organisation(teams=10, projects=50, resources=4),
         Organisation(teams=30, projects=50),
     ),
+    steady_polls=5,
+    first_read_org=Organisation(teams=30, projects=50),
+    first_read_window=30.0,
 )
 QUICK = Config(
     name="quick",
@@ -101,4 +109,8 @@ QUICK = Config(
     wrk_connections=4,
     reference_seconds=1.0,
     cost_orgs=(Organisation(teams=3, projects=8),),
+    steady_polls=2,
+    first_read_org=Organisation(teams=3, projects=8),
+    first_read_limit=120,  # 20 a window above the reserve: the read waits once
+    first_read_window=2.0,
 )

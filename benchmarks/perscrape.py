@@ -130,7 +130,7 @@ class SnapshotCollector(Collector):
         project_f = (self._gauge(m.PROJECT_COST), self._gauge(m.PROJECT_DIMENSION_COST))
         type_f = (self._gauge(m.RESOURCE_TYPE_COST), self._gauge(m.RESOURCE_TYPE_DIMENSION_COST))
         res_f = (self._gauge(m.RESOURCE_COST), self._gauge(m.RESOURCE_DIMENSION_COST))
-        for team in self.snapshot.teams:
+        for team in self.snapshot.teams or ():
             self._cost(*team_f, cur, [team.id, team.name], team.price)
             for project in team.projects or ():
                 self._cost(*project_f, cur, [project.id, project.name, team.id], project.price)

@@ -56,7 +56,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from benchmarks.config import FULL, QUICK, TOOLS, BenchmarkError, require
-from benchmarks.polls import measure_costs, measure_polls
+from benchmarks.polls import measure_costs, measure_first_read, measure_polls
 from benchmarks.procs import Cpus, Processes
 from benchmarks.report import OtherWork, Results, details, machine, packages, rows, table
 from benchmarks.scrape import measure_big
@@ -96,13 +96,15 @@ def main(argv: list[str] | None = None) -> int:
             procs.stop_all()
             costs = measure_costs(procs, cpus, cfg)
             procs.stop_all()
+            first_read = measure_first_read(procs, cpus, cfg)
+            procs.stop_all()
             cpu, scrape = measure_big(procs, cpus, cfg, workdir)
     except (BenchmarkError, OSError, subprocess.SubprocessError) as exc:
         print(f"benchmark: {exc}", file=sys.stderr)
         return 1
     finally:
         procs.stop_all()
-    results = Results(cfg, poll, pinned, cpu, scrape, costs)
+    results = Results(cfg, poll, pinned, cpu, scrape, costs, first_read)
     table_rows = rows(results)
     print()
     print(f"- command: `{command}`")

@@ -15,6 +15,7 @@ import queue
 import subprocess
 import threading
 import time
+import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,8 +34,16 @@ class Simulator:
     process: Process
 
 
-def start_simulator(procs: Processes, cpus: Cpus, org: Organisation) -> Simulator:
-    """The simulator on a free port, on the load's CPU, with no rate limit to speak of."""
+def start_simulator(
+    procs: Processes,
+    cpus: Cpus,
+    org: Organisation,
+    *,
+    rate_limit: int = 1_000_000_000,
+    window_seconds: float = 3600,
+) -> Simulator:
+    """The simulator on a free port, on the load's CPU, with no rate limit to speak of
+    unless given one."""
     sim = procs.add(
         Process(
             f"simulator {org.teams}x{org.projects}x{org.resources}",
@@ -51,7 +60,9 @@ def start_simulator(procs: Processes, cpus: Cpus, org: Organisation) -> Simulato
                 "--latency",
                 str(org.latency),
                 "--rate-limit",
-                "1000000000",
+                str(rate_limit),
+                "--rate-window-seconds",
+                str(window_seconds),
             ],
             cpus.load,
             stdout=subprocess.PIPE,
@@ -110,6 +121,7 @@ class Exporter:
         )
         self.polls: queue.Queue[PollLine] = queue.Queue()
         self.log: list[str] = []
+        self.listening_cpu: float | None = None  # CPU seconds when it began to serve (imports)
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
 
@@ -131,7 +143,12 @@ class Exporter:
                 entry = json.loads(line)
             except ValueError:
                 continue
-            if entry.get("message") == "poll succeeded":
+            if entry.get("message") == "listening":
+                try:
+                    self.listening_cpu = self.process.cpu_seconds()
+                except OSError:
+                    return
+            elif entry.get("message") == "poll succeeded":
                 try:
                     cpu = self.process.cpu_seconds()
                 except OSError:
@@ -166,6 +183,22 @@ class Exporter:
 
     def next_polls(self, count: int) -> list[PollLine]:
         return [self.next_poll() for _ in range(count)]
+
+
+def scrape_value(url: str, name: str, having: str = "") -> float | None:
+    """The sum of the samples of ``name`` on ``url``'s ``/metrics`` whose labels have
+    ``having`` (text such as ``code="429"``); None when there is none."""
+    try:
+        with urllib.request.urlopen(f"{url}/metrics", timeout=5) as answer:  # noqa: S310
+            text = answer.read().decode()
+    except OSError:
+        return None
+    found = [
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith((name + " ", name + "{")) and having in line
+    ]
+    return sum(found) if found else None
 
 
 @dataclass(frozen=True)
