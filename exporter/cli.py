@@ -15,6 +15,7 @@ import signal
 import sys
 import time
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from exporter import __version__
 from exporter.api.client import Client
@@ -24,6 +25,9 @@ from exporter.poller import Outcome, Poller
 from exporter.server import MetricsServer
 from exporter.settings import Settings, SettingsError, parse
 from exporter.webconfig import WebConfig
+
+if TYPE_CHECKING:
+    from exporter.simulator import Simulator
 
 log = logging.getLogger("exporter")
 PROG = "northflank-exporter"
@@ -42,6 +46,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from exporter.backfill import main as backfill
 
         return backfill(args[1:])
+    if args[:1] == ["check"]:  # what the exporter depends on, asked of the account once
+        from exporter.check import main as check
+
+        return check(args[1:])
     if "--version" in args:
         print(f"{PROG} {__version__}")
         return 0
@@ -57,14 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     gc.set_threshold(100_000, 50, 1000)
     simulator = None
     if invocation.demo:
-        from exporter.simulator import Simulator, generate_organisation
-
-        expires = time.time() + DEMO_TOKEN_DAYS * 86400  # the token families have figures
-        # The legacy contract as an account pinned to it answers: whatever is asked for.
-        contract = "current" if invocation.demo_contract == "current" else "legacy-pinned"
-        simulator = Simulator(
-            generate_organisation(), token=DEMO_TOKEN, token_expires_at=expires, contract=contract
-        ).start()
+        simulator = start_demo(invocation.demo_contract)
         settings = settings.model_copy(update={"api_url": simulator.url})
         log.info(
             "demo: polling the embedded simulated API at %s (%s billing contract)",
@@ -80,6 +81,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if simulator is not None:
             simulator.stop()
+
+
+def start_demo(contract: str) -> Simulator:
+    """``--demo``: the embedded simulated API on loopback, started, in ``contract``."""
+    from exporter.simulator import Simulator, generate_organisation
+
+    expires = time.time() + DEMO_TOKEN_DAYS * 86400  # the token families have figures
+    # The legacy contract as an account pinned to it answers: whatever is asked for.
+    mode = "current" if contract == "current" else "legacy-pinned"
+    return Simulator(
+        generate_organisation(), token=DEMO_TOKEN, token_expires_at=expires, contract=mode
+    ).start()
 
 
 def make_client(settings: Settings) -> Client:

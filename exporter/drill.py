@@ -120,7 +120,7 @@ async def drill(
         async with asyncio.TaskGroup() as group:
             tasks = {
                 project_id: group.create_task(
-                    _project(billing, invoice_id, team, scope, project_id)
+                    project_types(billing, invoice_id, team, scope, project_id)
                 )
                 for project_id in rest
             }
@@ -167,9 +167,10 @@ def _adding_up(projects: tuple[model.Project, ...], slices: Slices) -> dict[str,
     return figures
 
 
-async def _project(
+async def project_types(
     billing: Billing, invoice_id: str, team: Team, scope: str | None, project_id: str
 ) -> ResourceTypes:
+    """A project's resource types and resources (its ``projectId`` answer)."""
     answer = await billing.invoice(invoice_id, team_id=scope, project_id=project_id)
     project = next((p for p in _team_in(answer, team).projects or () if p.id == project_id), None)
     if project is None:

@@ -342,16 +342,20 @@ class Poller:
         """What a poll costs on average, as the budget plans with it: the last good poll's
         requests but its breakdown's, and a read of the breakdown as often as the refresh
         comes (every poll at ``NORTHFLANK_INVOICE_REFRESH_SECONDS=0``)."""
-        base, refresh = self._settings.poll_interval_seconds, self._settings.invoice_refresh_seconds
-        share = 1.0 if refresh <= base else base / refresh
-        return self._steady_cost + self._read_cost * share
+        settings = self._settings
+        return average_cost(
+            self._steady_cost,
+            self._read_cost,
+            settings.poll_interval_seconds,
+            settings.invoice_refresh_seconds,
+        )
 
     def interval(self) -> float:
         """Seconds from one poll's start to the next: the setting, stretched to the budget."""
         base = self._settings.poll_interval_seconds
         budget = self._settings.request_budget_per_hour
         cost = self.poll_cost
-        needed = 3600.0 * cost / budget
+        needed = budget_interval(cost, budget)
         if needed <= base:
             self._stretched_to = None
             return base
@@ -380,6 +384,23 @@ class Poller:
                 break
         if self._expiry is not None:
             self._expiry.cancel()
+
+
+def average_cost(steady: float, read: float, interval: float, refresh: float) -> float:
+    """Requests a poll costs on average: a steady poll's, and a read of the breakdown's as
+    often as ``refresh`` comes round (every poll when it is no longer than ``interval``).
+
+    >>> average_cost(13, 524, 900, 86400)  # 10 teams x 50 projects, the defaults
+    18.458333333333332
+    """
+    share = 1.0 if refresh <= interval else interval / refresh
+    return steady + read * share
+
+
+def budget_interval(cost: float, budget: int) -> float:
+    """The shortest interval at which polls of ``cost`` requests keep within ``budget``
+    requests an hour."""
+    return 3600.0 * cost / budget
 
 
 async def _sleep_or_stop(seconds: float, stop: asyncio.Event) -> bool:

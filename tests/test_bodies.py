@@ -52,11 +52,13 @@ def test_a_steady_poll_serves_the_same_bytes_as_encoding_it_all_again() -> None:
     polls = [(o, p) for o, p in served if o.snapshot is not None]
     assert len(polls) == 3
     read = polls[0][0].snapshot
-    assert read is not None and read.teams is not None
+    assert read is not None
+    assert read.teams is not None
     for outcome, published in polls[1:]:
         kept = outcome.snapshot
         assert kept is not None
-        assert kept.teams is None and kept.read == read.read  # the breakdown kept
+        assert kept.teams is None
+        assert kept.read == read.read
         whole = dataclasses.replace(kept, teams=read.teams)
         again = expose(whole, outcome.health)
         for got, want in (
@@ -67,11 +69,13 @@ def test_a_steady_poll_serves_the_same_bytes_as_encoding_it_all_again() -> None:
             assert gzip.decompress(b"".join(got.gzipped)) == want.plain
         assert published.exposition.samples == again.samples
     text = [p.exposition.text.plain for _, p in polls]
-    assert b'status="payment_failed"' in text[1] and b'status="payment_failed"' not in text[0]
+    assert b'status="payment_failed"' in text[1]
+    assert b'status="payment_failed"' not in text[0]
     unbilled = [_unbilled(o.snapshot) for o, _ in polls]
     assert unbilled[0] < unbilled[1] < unbilled[2]  # the live parts were encoded afresh
 
 
 def _unbilled(snapshot: Snapshot | None) -> float:
-    assert snapshot is not None and snapshot.unbilled is not None
+    assert snapshot is not None
+    assert snapshot.unbilled is not None
     return snapshot.unbilled.total

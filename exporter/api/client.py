@@ -54,6 +54,7 @@ class ApiStats:
     ratelimit_reset_at: float | None = None  # monotonic time the rate-limit window resets
     clock_offset: float = 0.0  # the API's clock (its latest Date header) less the local one
     lowest_remaining: float | None = None  # the least x-ratelimit-remaining since reset
+    ratelimit_limit: float | None = None  # the last x-ratelimit-limit (the account's limit)
 
     @property
     def total(self) -> int:
@@ -176,6 +177,9 @@ class Client:
         self._last_reset_at: float | None = None  # the rate-limit window's reset, last seen
         self.stats = ApiStats()
         self.limits = Limits(reserve=reserve, budget=budget, clock=clock, sleep=sleep)
+        # Called with each successful answer's endpoint and parsed body (``check`` shows
+        # the shape of one it could not read); None: nobody looks.
+        self.on_answer: Callable[[str, Any], object] | None = None
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -234,7 +238,10 @@ class Client:
             else:
                 self._record(endpoint, response)
                 if response.is_success:
-                    return _envelope(endpoint, response)
+                    body = _body(endpoint, response)
+                    if self.on_answer is not None:
+                        self.on_answer(endpoint, body)
+                    return _envelope(endpoint, body)
                 error = error_for_status(endpoint, response.status_code, _error_message(response))
                 if response.status_code != 429 and response.status_code < 500:
                     raise error
@@ -276,6 +283,9 @@ class Client:
         self._read_date(response.headers.get("date"))
         remaining = _float_header(response, "x-ratelimit-remaining")
         reset = _float_header(response, "x-ratelimit-reset")
+        limit = _float_header(response, "x-ratelimit-limit")
+        if limit is not None:
+            self.stats.ratelimit_limit = limit
         reset_at = None if reset is None else now + reset
         if remaining is not None:
             # Answers to concurrent requests arrive in any order: within one window the
@@ -315,14 +325,17 @@ def _after_attempts(error: ApiError, attempts: int) -> ApiError:
     return error
 
 
-def _envelope(endpoint: str, response: httpx.Response) -> tuple[JSON, JSON | None]:
+def _body(endpoint: str, response: httpx.Response) -> Any:
     try:
-        body = response.json()
+        return response.json()
     except (ValueError, RecursionError):  # not JSON, bad UTF-8, 4300+ digits, deep nesting
         kind = response.headers.get("content-type", "no content type")
         raise InvalidResponseError(
             endpoint, f"HTTP {response.status_code} body is not JSON ({kind})"
         ) from None
+
+
+def _envelope(endpoint: str, body: Any) -> tuple[JSON, JSON | None]:
     if not isinstance(body, dict) or not isinstance(body.get("data"), dict):
         raise InvalidResponseError(endpoint, "answer has no 'data' object")
     pagination = body.get("pagination")

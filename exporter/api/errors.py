@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-# The billing read permission, as Northflank's docs have named it (late 2026 and before).
+# The billing read permission, as Northflank's docs have named it: late 2026, and before.
+BILLING_READ = ("Organisation > Admin > Billing > Read", "Account > Billing > General > Read")
 PERMISSION_HINT = (
     "check the API token (NORTHFLANK_API_TOKEN or NORTHFLANK_API_TOKEN_FILE) and that its "
-    "role grants billing read: 'Organisation > Admin > Billing > Read' in the current API "
-    "docs, 'Account > Billing > General > Read' in older ones"
+    f"role grants billing read: '{BILLING_READ[0]}' in the current API "
+    f"docs, '{BILLING_READ[1]}' in older ones"
 )
 
 
@@ -37,6 +38,10 @@ class NotFoundError(ApiError):
 
 class RateLimitedError(ApiError):
     reason = "rate_limited"
+
+
+class RequestCapError(RateLimitedError):
+    """Not sent: the requests this run may send (``check``'s ten) are spent."""
 
 
 class HttpStatusError(ApiError):

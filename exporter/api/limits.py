@@ -34,7 +34,7 @@ import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
 
-from exporter.api.errors import RateLimitedError
+from exporter.api.errors import RateLimitedError, RequestCapError
 
 log = logging.getLogger("exporter.api")
 HOUR = 3600.0
@@ -59,6 +59,8 @@ class Limits:
         self.waited = 0.0  # seconds spent waiting, in all
         self.max_wait = float("inf")  # a longer wait fails the request as rate_limited
         self.on_wait: Callable[[float], object] = lambda seconds: None  # moves the poll's deadline
+        self.cap: int | None = None  # at most this many requests in all (``check``: 10)
+        self.admitted = 0  # requests let through, in all
         self.remaining: float | None = None  # the window's, as the answers said it
         self.reset_at: float | None = None  # monotonic time the window resets
         self._in_flight = 0
@@ -108,6 +110,8 @@ class Limits:
     async def admit(self, endpoint: str) -> None:
         """Wait until one more request may be sent, then count it as in flight."""
         async with self._lock:  # one request waits; the others queue behind it
+            if self.cap is not None and self.admitted >= self.cap:
+                raise RequestCapError(endpoint, f"not sent: the {self.cap} requests are spent")
             while (need := self.wait_needed(self.clock())) is not None:
                 wait, why = need
                 if wait > self.max_wait:
@@ -131,6 +135,7 @@ class Limits:
                 self.waited += self.clock() - started
             self._said = False
             self._in_flight += 1
+            self.admitted += 1
             if self.budget is not None:
                 self._sent.append(self.clock())
 
