@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from fractions import Fraction
 
 from exporter.api import model
 from exporter.api.errors import ApiError
@@ -252,26 +253,19 @@ def figures(invoice: model.Invoice) -> InvoiceFigures:
 
 
 def _line_items(items: Iterable[model.LineItem]) -> tuple[LineItem, ...]:
-    """Line items with the same title are added into one."""
-    merged: dict[str, LineItem] = {}
+    """Line items with the same title are added into one, exactly: as the decimals the
+    API sent would add, rounded to a float once (not after each item)."""
+    merged: dict[str, list[Fraction | None]] = {}
     for item in items:
-        new = LineItem(item.title, item.total, item.base, item.proration)
-        old = merged.get(item.title)
-        merged[item.title] = (
-            new
-            if old is None
-            else LineItem(
-                item.title,
-                _add(old.total, new.total),
-                _add(old.base, new.base),
-                _add(old.proration, new.proration),
-            )
-        )
-    return tuple(merged.values())
+        sums = merged.setdefault(item.title, [None, None, None])
+        for i, value in enumerate((item.total, item.base, item.proration)):
+            if value is not None:
+                sums[i] = (sums[i] or Fraction(0)) + exact(value)
+    return tuple(
+        LineItem(title, _float(total), _float(base), _float(proration))
+        for title, (total, base, proration) in merged.items()
+    )
 
 
-def _add(a: float | None, b: float | None) -> float | None:
-    """Exactly, as the decimals the API sent would add."""
-    if a is None:
-        return b
-    return a if b is None else float(exact(a) + exact(b))
+def _float(value: Fraction | None) -> float | None:
+    return None if value is None else float(value)

@@ -178,6 +178,14 @@ DOTS_IN_URL = tiny(
 EMPTY_TEAM_ID = tiny(
     teams=[{"id": "", "projects": []}], usage=[hour(10000)], team_usage={"": [hour(500)]}
 )
+# Line items of one title added: exactly as the decimals add, rounded once at the end (a
+# float after each item is 104604544592.63007 here, not 104604544592.63005).
+THREE_ITEMS_ONE_TITLE = tiny()
+THREE_ITEMS_ONE_TITLE.invoice["lineItems"] = [
+    {"proration": 10_460_454_459_262},
+    {"proration": 0.005},
+    {"proration": 1},
+]
 # The same ID twice in one answer: the same series twice.
 TWO_TEAMS_ONE_ID = tiny(teams=[{"id": "t", "price": PRICE, "projects": []}] * 2)
 TWO_PROJECTS_ONE_ID = tiny(

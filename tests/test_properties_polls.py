@@ -36,6 +36,7 @@ from tests.property_worlds import (
     SLASH_IN_URL,
     SURROGATE_IN_LABEL,
     SURROGATE_IN_URL,
+    THREE_ITEMS_ONE_TITLE,
     TWO_PROJECTS_ONE_ID,
     TWO_TEAMS_ONE_ID,
     FakeApi,
@@ -73,6 +74,7 @@ CONTRACTS = st.sampled_from(["legacy", "current"])
 @example(world=SLASH_IN_URL, depth="resource", contract="legacy")
 @example(world=DOTS_IN_URL, depth="resource", contract="current")
 @example(world=EMPTY_TEAM_ID, depth="resource", contract="current")
+@example(world=THREE_ITEMS_ONE_TITLE, depth="project", contract="legacy")
 @settings(max_examples=150, **FAST)
 def test_a_poll_gives_a_valid_exposition_or_invalid_response(
     world: World, depth: str, contract: str
