@@ -56,7 +56,7 @@ from exporter.check_points import (
     token_point,
     usage_point,
 )
-from exporter.drill import drill, project_types
+from exporter.drill import drill, of_invoice, project_types
 from exporter.fetch import newest_invoice, running_end
 from exporter.logs import configure
 from exporter.settings import Settings, SettingsError, parse
@@ -280,15 +280,14 @@ class Check:
         """One team's projects (its ``teamId`` answer) and the resource types of the
         largest of them (its ``projectId`` answer)."""
         try:
-            read = await drill(
-                self.billing, invoice_id, team, depth="project", shape=None, single=single
-            )
+            ask = of_invoice(self.billing, invoice_id)
+            read = await drill(ask, team, depth="project", shape=None, single=single)
             projects = (read.answer or team).projects or ()
             largest = max(projects, key=lambda p: p.price.total or 0.0, default=None)
             if largest is None:
                 return projects, None, None
             scope = None if single else team.id
-            kinds = await project_types(self.billing, invoice_id, team, scope, largest.id)
+            kinds = await project_types(ask, team, scope, largest.id)
         except Exception as exc:  # an ApiError, maybe in an exception group
             error = first_api_error(exc)
             if error is None:

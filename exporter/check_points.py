@@ -45,6 +45,7 @@ PATHS = {
     "list_invoices": "GET /v1/billing/invoices",
     "get_invoice": "GET /v1/billing/invoices/{id}",
     "list_usage": "GET /v1/billing/usage",
+    "get_usage": "GET /v1/billing/usage/{timestamp}",
     "credit_balance": "GET /v1/billing/credit-balance",
 }
 

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import math
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
 from exporter.api import model
 from exporter.api.billing import Billing
@@ -24,7 +26,62 @@ from exporter.api.contract import PER_PAGE
 from exporter.api.errors import InvalidResponseError
 from exporter.api.model import NO_PRICE, Team
 from exporter.settings import Depth
-from exporter.snapshot import Answers, ResourceTypes
+from exporter.snapshot import ResourceTypes
+
+
+class Breakdown(Protocol):
+    """An answer broken down by team (``teams``), or from projects on (a single team's)."""
+
+    @property
+    def teams(self) -> tuple[Team, ...] | None: ...
+    @property
+    def projects(self) -> tuple[model.Project, ...] | None: ...
+    @property
+    def paas(self) -> model.Price | None: ...
+
+
+class Ask(Protocol):
+    """One breakdown request, unfiltered or filtered."""
+
+    def __call__(
+        self,
+        *,
+        team_id: str | None = None,
+        project_id: str | None = None,
+        resource_type: str | None = None,
+    ) -> Awaitable[Breakdown]: ...
+
+
+def of_invoice(billing: Billing, invoice_id: str) -> Ask:
+    """Asks of an invoice: ``GET /v1/billing/invoices/{id}``."""
+
+    async def ask(
+        *,
+        team_id: str | None = None,
+        project_id: str | None = None,
+        resource_type: str | None = None,
+    ) -> Breakdown:
+        return await billing.invoice(
+            invoice_id, team_id=team_id, project_id=project_id, resource_type=resource_type
+        )
+
+    return ask
+
+
+def of_hour(billing: Billing, timestamp: float) -> Ask:
+    """Asks of one hour's usage: ``GET /v1/billing/usage/{timestamp}``."""
+
+    async def ask(
+        *,
+        team_id: str | None = None,
+        project_id: str | None = None,
+        resource_type: str | None = None,
+    ) -> Breakdown:
+        return await billing.hour(
+            timestamp, team_id=team_id, project_id=project_id, resource_type=resource_type
+        )
+
+    return ask
 
 
 @dataclass(frozen=True)
@@ -58,11 +115,12 @@ def _pages(entries: int) -> int:
     return max(1, -(-entries // PER_PAGE))
 
 
-def learn(answers: Answers) -> dict[str, TeamShape]:
-    """Each team's shape, from one poll's resource figures (depth ``resource`` only)."""
+def learn(read: Mapping[tuple[str, str], ResourceTypes]) -> dict[str, TeamShape]:
+    """Each team's shape, from one read's resource figures (each (team, project)'s resource
+    types; depth ``resource`` only)."""
     types: dict[str, dict[str, int]] = {}
     projects: dict[str, list[int]] = {}
-    for (team_id, _), kinds in answers.projects.items():
+    for (team_id, _), kinds in read.items():
         seen = types.setdefault(team_id, {})
         for kind in kinds:
             seen[kind.resource_type] = seen.get(kind.resource_type, 0) + len(kind.resources)
@@ -85,8 +143,7 @@ class TeamRead:
 
 
 async def drill(
-    billing: Billing,
-    invoice_id: str,
+    ask: Ask,
     team: Team,
     *,
     depth: Depth,
@@ -102,10 +159,10 @@ async def drill(
     async with asyncio.TaskGroup() as group:
         asked = None
         if team.projects is None:  # the unfiltered answer holds them only for a one-team invoice
-            asked = group.create_task(billing.invoice(invoice_id, team_id=scope))
+            asked = group.create_task(_asked(ask(team_id=scope)))
         sliced = None
         if by_types and shape is not None:
-            sliced = group.create_task(_type_slices(billing, invoice_id, team, scope, shape))
+            sliced = group.create_task(_type_slices(ask, team, scope, shape))
     answer = _team_in(asked.result(), team) if asked is not None else None
     projects = (answer or team).projects or ()
     if depth != "resource":
@@ -119,9 +176,7 @@ async def drill(
     with counting() as spent:
         async with asyncio.TaskGroup() as group:
             tasks = {
-                project_id: group.create_task(
-                    project_types(billing, invoice_id, team, scope, project_id)
-                )
+                project_id: group.create_task(project_types(ask, team, scope, project_id))
                 for project_id in rest
             }
     figures.update((project_id, task.result()) for project_id, task in tasks.items())
@@ -132,14 +187,14 @@ Slices = dict[str, list[tuple[float, ResourceTypes]]]  # project -> (slice total
 
 
 async def _type_slices(
-    billing: Billing, invoice_id: str, team: Team, scope: str | None, shape: TeamShape
+    ask: Ask, team: Team, scope: str | None, shape: TeamShape
 ) -> tuple[Slices, int]:
     """Each project's slice of each type the team used (``teamId`` + ``resourceType``),
     and the requests that took."""
     with counting() as spent:
         async with asyncio.TaskGroup() as group:
             tasks = [
-                group.create_task(billing.invoice(invoice_id, team_id=scope, resource_type=kind))
+                group.create_task(_asked(ask(team_id=scope, resource_type=kind)))
                 for kind, _ in shape.types
             ]
     slices: Slices = {}
@@ -167,18 +222,20 @@ def _adding_up(projects: tuple[model.Project, ...], slices: Slices) -> dict[str,
     return figures
 
 
-async def project_types(
-    billing: Billing, invoice_id: str, team: Team, scope: str | None, project_id: str
-) -> ResourceTypes:
+async def project_types(ask: Ask, team: Team, scope: str | None, project_id: str) -> ResourceTypes:
     """A project's resource types and resources (its ``projectId`` answer)."""
-    answer = await billing.invoice(invoice_id, team_id=scope, project_id=project_id)
+    answer = await ask(team_id=scope, project_id=project_id)
     project = next((p for p in _team_in(answer, team).projects or () if p.id == project_id), None)
     if project is None:
         raise InvalidResponseError("get_invoice", f"project {project_id} missing from its answer")
     return project.resource_types or ()
 
 
-def _team_in(answer: model.Invoice, team: Team) -> Team:
+async def _asked(answer: Awaitable[Breakdown]) -> Breakdown:
+    return await answer
+
+
+def _team_in(answer: Breakdown, team: Team) -> Team:
     """``team`` as a filtered answer shows it (a single-team token's: its projects)."""
     if answer.teams is None:
         return Team(team.id, team.name, answer.paas or NO_PRICE, answer.projects)

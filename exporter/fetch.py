@@ -42,7 +42,7 @@ from exporter.api.billing import Billing
 from exporter.api.client import counting
 from exporter.api.errors import ApiError, HttpStatusError, InvalidResponseError
 from exporter.api.model import NO_PRICE, Team
-from exporter.drill import TeamRead, TeamShape, drill
+from exporter.drill import TeamRead, TeamShape, drill, of_invoice
 from exporter.settings import Settings, View
 from exporter.snapshot import Answers, NewestInvoice, Read, ResourceTypes
 from exporter.unbilled import HOUR, Answer, Hours, UsageSums, advance, restart_if_needed
@@ -168,8 +168,7 @@ async def _read(billing: Billing, plan: Plan) -> Answers:
                 drilled = [
                     group.create_task(
                         drill(
-                            billing,
-                            invoice_id,
+                            of_invoice(billing, invoice_id),
                             team,
                             depth=plan.view.depth,
                             shape=plan.shapes.get(team.id),

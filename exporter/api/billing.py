@@ -31,6 +31,7 @@ from exporter.api.model import (
     LEGACY,
     Contract,
     Credit,
+    Hour,
     Invoice,
     InvoiceList,
     TeamInfo,
@@ -97,19 +98,27 @@ class Billing:
         resource_type: str | None = None,
     ) -> Invoice:
         """``GET /v1/billing/invoices/{id}``, unfiltered or filtered as the arguments say."""
-        filters = {
-            key: value
-            for key, value in (
-                ("teamId", team_id),
-                ("projectId", project_id),
-                ("resourceType", resource_type),
-            )
-            if value is not None
-        }
+        filters = _filters(team_id, project_id, resource_type)
         path = f"/v1/billing/invoices/{segment(invoice_id)}"
         data, contract = await self._breakdown("get_invoice", path, filters)
         dialect = DIALECTS[contract]
         return read("get_invoice", lambda: dialect.invoice(data, self.contracts.scale(dialect)))
+
+    async def hour(
+        self,
+        timestamp: float,
+        *,
+        team_id: str | None = None,
+        project_id: str | None = None,
+        resource_type: str | None = None,
+    ) -> Hour:
+        """``GET /v1/billing/usage/{timestamp}``: the hour starting then, broken down,
+        unfiltered or filtered (and paged) as an invoice is."""
+        filters = _filters(team_id, project_id, resource_type)
+        path = f"/v1/billing/usage/{int(timestamp)}"
+        data, contract = await self._breakdown("get_usage", path, filters)
+        dialect = DIALECTS[contract]
+        return read("get_usage", lambda: dialect.hour(data, self.contracts.scale(dialect)))
 
     async def usage(
         self,
@@ -117,6 +126,7 @@ class Billing:
         *,
         end: float | None = None,
         team_id: str | None = None,
+        project_id: str | None = None,
         total: bool = False,
     ) -> Usage:
         """``GET /v1/billing/usage`` (or the team's): hours starting at or after ``start``
@@ -130,6 +140,8 @@ class Billing:
         query = {"startTime": str(math.floor(start))}
         if end is not None:
             query["endTime"] = str(math.ceil(end))
+        if project_id is not None:
+            query["projectId"] = project_id
         if total:
             query["granularity"] = "total"
         entries, contract = await self._list("list_usage", path, query, "usage")
@@ -245,6 +257,14 @@ class Billing:
             query = {**filters, **self.contracts.breakdown_query(contract)}
             data, pagination = await fetch(query)
         return await paging.by_level(fetch, query, data, pagination, endpoint), contract
+
+
+def _filters(
+    team_id: str | None, project_id: str | None, resource_type: str | None
+) -> dict[str, str]:
+    """A breakdown's filters, as the API names them (the ones given only)."""
+    given = (("teamId", team_id), ("projectId", project_id), ("resourceType", resource_type))
+    return {key: value for key, value in given if value is not None}
 
 
 def each(

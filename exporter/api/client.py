@@ -113,9 +113,11 @@ Sleep = Callable[[float], Awaitable[None]]
 
 @dataclass
 class Spent:
-    """Requests sent (pages and retries included) within one :func:`counting` block."""
+    """Requests sent (pages and retries included) within one :func:`counting` block (and
+    so within every block it is inside)."""
 
     requests: int = 0
+    outer: Spent | None = None
 
 
 _spent: ContextVar[Spent | None] = ContextVar("northflank_spent", default=None)
@@ -124,7 +126,7 @@ _spent: ContextVar[Spent | None] = ContextVar("northflank_spent", default=None)
 @contextmanager
 def counting() -> Iterator[Spent]:
     """Count the requests this task (and the tasks it starts) sends inside the block."""
-    spent = Spent()
+    spent = Spent(outer=_spent.get())
     token = _spent.set(spent)
     try:
         yield spent
@@ -274,8 +276,9 @@ class Client:
         """One request sent: in the stats, and in the calling task's :func:`counting`."""
         self.stats.requests[(endpoint, code)] += 1
         spent = _spent.get()
-        if spent is not None:
+        while spent is not None:
             spent.requests += 1
+            spent = spent.outer
 
     def _record(self, endpoint: str, response: httpx.Response) -> None:
         now = self._clock()

@@ -31,14 +31,35 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 from exporter.api.errors import RateLimitedError, RequestCapError
 
 log = logging.getLogger("exporter.api")
 HOUR = 3600.0
 SAME_WINDOW = 2.0  # two reset times closer than this are one window's
+_never_wait: ContextVar[bool] = ContextVar("northflank_never_wait", default=False)
+
+
+class WouldWaitError(RateLimitedError):
+    """Not sent: the request would have waited for the window, and its task never waits
+    (:meth:`Limits.never_waiting`)."""
+
+
+@contextmanager
+def never_waiting() -> Iterator[None]:
+    """Inside, a request that would wait for the window fails at once instead
+    (:class:`WouldWaitError`), and holds up no other request: what background work
+    (this month's breakdown) runs under, so that a poll's requests never queue behind it."""
+    token = _never_wait.set(True)
+    try:
+        yield
+    finally:
+        _never_wait.reset(token)
 
 
 class Limits:
@@ -107,13 +128,28 @@ class Limits:
                 )
         return None
 
+    def headroom(self, now: float) -> float:
+        """Requests that may be sent now without any waiting (``inf``: no limit known)."""
+        if self.wait_needed(now) is not None:
+            return 0.0
+        room = math.inf
+        if self.remaining is not None and self.reset_at is not None:
+            room = self.remaining - self._in_flight - self.reserve
+        if self.budget is not None:
+            room = min(room, self.budget - len(self._sent))
+        return max(0.0, room)
+
     async def admit(self, endpoint: str) -> None:
         """Wait until one more request may be sent, then count it as in flight."""
+        if _never_wait.get() and (need := self.wait_needed(self.clock())) is not None:
+            raise WouldWaitError(endpoint, f"not sent now: {need[1]}", 429)
         async with self._lock:  # one request waits; the others queue behind it
             if self.cap is not None and self.admitted >= self.cap:
                 raise RequestCapError(endpoint, f"not sent: the {self.cap} requests are spent")
             while (need := self.wait_needed(self.clock())) is not None:
                 wait, why = need
+                if _never_wait.get():
+                    raise WouldWaitError(endpoint, f"not sent now: {why}", 429)
                 if wait > self.max_wait:
                     raise RateLimitedError(
                         endpoint,

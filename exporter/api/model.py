@@ -103,6 +103,20 @@ class Invoice:
 
 
 @dataclass(frozen=True, slots=True)
+class Hour:
+    """``data`` of ``GET /v1/billing/usage/{timestamp}``: one billing hour broken down as an
+    invoice is (``teams`` None: a single-team token's answer, ``projects`` its projects)."""
+
+    timestamp: float
+    currency: str
+    paas: Price | None
+    byoc: Price | None
+    teams: tuple[Team, ...] | None
+    projects: tuple[Project, ...] | None = None
+    contract: Contract = CURRENT
+
+
+@dataclass(frozen=True, slots=True)
 class InvoiceEntry:
     """One entry of ``GET /v1/billing/invoices`` (a finalized invoice)."""
 

@@ -22,6 +22,7 @@ price.total: expected a number, got str
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -85,6 +86,7 @@ def from_cents(value: float | int) -> float:
     return float(Fraction(repr(value)) / 100)
 
 
+@functools.lru_cache(maxsize=1 << 16)  # the same amounts come back hour after hour
 def exact(value: float) -> Fraction:
     """An amount as the exact decimal its shortest text is (``0.07`` -> 7/100), so that
     sums of major units are the same as sums of the cents they came from."""
@@ -350,6 +352,22 @@ class Dialect:
             tax_amount=nested(data, "tax", "amount", lambda v: amount(v, scale)),
             tax_percent=field(tax, "percent", number) if tax else None,
             line_items=field(data, "lineItems", lambda v: line_items(v, scale)),
+            paas=paas,
+            byoc=category_price(data, self.byoc, BYOC_KEYS, scale),
+            teams=None if at_projects else listed,  # type: ignore[arg-type]
+            projects=listed if at_projects else None,  # type: ignore[arg-type]
+            contract=self.contract,
+        )
+
+    def hour(self, data: JSON, scale: Scale) -> model.Hour:
+        """``data`` of ``GET /v1/billing/usage/{timestamp}``: one hour, broken down."""
+        stamp = field(data, "timestamp", number)
+        if stamp is None:
+            raise Bad("required").at("timestamp")
+        paas, listed, at_projects = self._breakdown(data, scale)
+        return model.Hour(
+            timestamp=stamp,
+            currency=field(data, "currency", text) or "",
             paas=paas,
             byoc=category_price(data, self.byoc, BYOC_KEYS, scale),
             teams=None if at_projects else listed,  # type: ignore[arg-type]
