@@ -82,6 +82,8 @@ def exporter_env(sim: Simulator, port: int, interval: float, **more: str) -> dic
         NORTHFLANK_API_URL=sim.url,
         NORTHFLANK_API_TOKEN=sim.token,
         NORTHFLANK_UNBILLED="false",
+        # this month's breakdown runs beside the polls: measured on its own (catchup.py)
+        NORTHFLANK_UNBILLED_DEPTH="team",
         NORTHFLANK_REQUEST_BUDGET_PER_HOUR="100000000",
         NORTHFLANK_POLL_INTERVAL_SECONDS=str(interval),
         NORTHFLANK_LISTEN_ADDRESS=f"127.0.0.1:{port}",

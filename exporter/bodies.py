@@ -7,10 +7,11 @@ and the page at ``/``. The server swaps its one reference to the newest
 :class:`Published` whole, so a scrape never sees half a poll.
 
 The cost families come in runs (:data:`~exporter.metrics.SEGMENTS`): what a finalized
-invoice's read says, which does not change, is encoded once per read and kept; what
-may change (the payment status, the spend not yet invoiced, the budgets, the credit) is
-encoded at each poll; :func:`~exporter.encoding.join` lays them end to end. A poll that
-kept the breakdown re-encodes a few dozen lines, not 50,000.
+invoice's read says, which does not change, is encoded once per read and kept; this
+month's breakdown once per hour added; what may change at any poll (the payment status,
+the spend not yet invoiced, the budgets, the credit) at each poll;
+:func:`~exporter.encoding.join` lays them end to end. A poll that kept the breakdown and
+added no hour re-encodes a few dozen lines, not 50,000.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ class Bodies:
         self._version = version
         self._cost: Encoded = encode(())
         self._read: tuple[int, tuple[Encoded, ...]] = (-1, ())  # a read's segments, encoded
+        self._month: tuple[object, tuple[Encoded, ...]] = (None, ())  # the month's, by its key
         self._summary: Summary | None = None  # what the page shows; None: no figures
         self._read_summary: Summary | None = None  # the page's summary of the last read
         self._own = OwnMetrics(Health(version))
@@ -60,24 +62,32 @@ class Bodies:
         return self.current
 
     def _encode(self, snapshot: Snapshot) -> Encoded:
-        """The cost families' bytes: a new read's encoded (and kept), a kept read's reused,
-        what may change encoded afresh."""
+        """The cost families' bytes: a new read's encoded (and kept), a kept read's reused;
+        this month's encoded when an hour was added; what may change encoded afresh."""
         families = {family.spec: family for family in cost_families(snapshot)}
         read, kept = self._read
         if snapshot.teams is None and read != snapshot.read:
             raise RuntimeError(f"read {snapshot.read} kept, but the bytes are of read {read}")
+        month = snapshot.month.key if snapshot.month is not None else None
+        month_kept, month_parts = self._month
         parts: list[Encoded] = []
         made: list[Encoded] = []
-        for live, specs in SEGMENTS:
-            if not live and snapshot.teams is None:
+        months: list[Encoded] = []
+        for kind, specs in SEGMENTS:
+            if kind == "read" and snapshot.teams is None:
                 part = kept[len(made)]
+            elif kind == "month" and month is not None and month == month_kept:
+                part = month_parts[len(months)]
             else:
                 part = encode(families[spec] for spec in specs)
-            if not live:
+            if kind == "read":
                 made.append(part)
+            elif kind == "month":
+                months.append(part)
             parts.append(part)
         if snapshot.teams is not None:
             self._read = (snapshot.read, tuple(made))
+        self._month = (month, tuple(months))
         return join(parts)
 
     def _make(self, health: Health, outcome: Outcome | None) -> Published:

@@ -16,7 +16,9 @@ encoder (:mod:`exporter.encoding`) makes the bytes.
 
 from __future__ import annotations
 
-from exporter.api.model import Price
+from collections.abc import Iterable
+
+from exporter.api.model import Price, Team
 from exporter.encoding import Family, Spec, label_value, labels
 from exporter.metrics import (
     BYOC_COST,
@@ -45,14 +47,21 @@ from exporter.metrics import (
     PAAS_DIMENSION_COST,
     PROJECT_COST,
     PROJECT_DIMENSION_COST,
+    PROJECT_UNBILLED_COST,
+    PROJECT_UNBILLED_DIMENSION_COST,
     RESOURCE_COST,
     RESOURCE_DIMENSION_COST,
     RESOURCE_TYPE_COST,
     RESOURCE_TYPE_DIMENSION_COST,
+    RESOURCE_TYPE_UNBILLED_COST,
+    RESOURCE_TYPE_UNBILLED_DIMENSION_COST,
+    RESOURCE_UNBILLED_COST,
+    RESOURCE_UNBILLED_DIMENSION_COST,
     TEAM_BUDGET,
     TEAM_COST,
     TEAM_DIMENSION_COST,
     TEAM_UNBILLED_COST,
+    UNBILLED_BREAKDOWN_THROUGH,
     UNBILLED_BYOC_DIMENSION_COST,
     UNBILLED_COST,
     UNBILLED_PAAS_DIMENSION_COST,
@@ -88,8 +97,9 @@ def cost_families(snapshot: Snapshot) -> list[Family]:
         _cost(families, BYOC_COST, BYOC_DIMENSION_COST, currency, "", inv.byoc)
     if inv.paas is not None:
         _cost(families, PAAS_COST, PAAS_DIMENSION_COST, currency, "", inv.paas)
-    _breakdown(families, snapshot, currency)
+    _tree(families, snapshot.teams or (), currency, INVOICE_LEVELS)
     _unbilled(families, snapshot, currency)
+    _month(families, snapshot)
     _credit(families, snapshot)
     return list(families.values())
 
@@ -103,37 +113,59 @@ def _cost(
     families[parts].add_dimensions(currency, rest, cost.dimensions)
 
 
-def _breakdown(families: dict[Spec, Family], snapshot: Snapshot, currency: str) -> None:
-    """Team, project, resource type and resource families; each entity's label text is
-    built once and reused for its dimensions."""
+Level = tuple[Spec, Spec]  # a level's total family and its by-dimension one
+INVOICE_LEVELS: tuple[Level | None, Level, Level, Level] = (
+    (TEAM_COST, TEAM_DIMENSION_COST),
+    (PROJECT_COST, PROJECT_DIMENSION_COST),
+    (RESOURCE_TYPE_COST, RESOURCE_TYPE_DIMENSION_COST),
+    (RESOURCE_COST, RESOURCE_DIMENSION_COST),
+)
+MONTH_LEVELS: tuple[Level | None, Level, Level, Level] = (
+    None,  # a team's spend this month: northflank_team_unbilled_cost, from the usage list
+    (PROJECT_UNBILLED_COST, PROJECT_UNBILLED_DIMENSION_COST),
+    (RESOURCE_TYPE_UNBILLED_COST, RESOURCE_TYPE_UNBILLED_DIMENSION_COST),
+    (RESOURCE_UNBILLED_COST, RESOURCE_UNBILLED_DIMENSION_COST),
+)
+
+
+def _tree(
+    families: dict[Spec, Family],
+    teams: Iterable[Team],
+    currency: str,
+    levels: tuple[Level | None, Level, Level, Level],
+) -> None:
+    """Team, project, resource type and resource families (the invoice's, or this
+    month's); each entity's label text is built once and reused for its dimensions."""
     esc = label_value
-    for team in snapshot.teams or ():
+    team_level, project_level, type_level, resource_level = levels
+    for team in teams:
         team_id = f'team="{esc(team.id)}"'
-        rest = f'{team_id},team_name="{esc(team.name)}"'
-        _cost(families, TEAM_COST, TEAM_DIMENSION_COST, currency, rest, team.price)
+        if team_level is not None:
+            rest = f'{team_id},team_name="{esc(team.name)}"'
+            _cost(families, *team_level, currency, rest, team.price)
         for project in team.projects or ():
             project_id = f'project="{esc(project.id)}"'
             rest = f'{project_id},project_name="{esc(project.name)}",{team_id}'
-            _cost(families, PROJECT_COST, PROJECT_DIMENSION_COST, currency, rest, project.price)
+            _cost(families, *project_level, currency, rest, project.price)
             for kind in project.resource_types or ():
                 kind_id = f'resource_type="{esc(kind.resource_type)}",{team_id}'
-                rest = f"{project_id},{kind_id}"
-                _cost(
-                    families,
-                    RESOURCE_TYPE_COST,
-                    RESOURCE_TYPE_DIMENSION_COST,
-                    currency,
-                    rest,
-                    kind.price,
-                )
+                _cost(families, *type_level, currency, f"{project_id},{kind_id}", kind.price)
                 for res in kind.resources:
                     rest = (
                         f'{project_id},resource="{esc(res.id)}",'
                         f'resource_name="{esc(res.name)}",{kind_id}'
                     )
-                    _cost(
-                        families, RESOURCE_COST, RESOURCE_DIMENSION_COST, currency, rest, res.price
-                    )
+                    _cost(families, *resource_level, currency, rest, res.price)
+
+
+def _month(families: dict[Spec, Family], snapshot: Snapshot) -> None:
+    """This month, broken down, and how far it goes."""
+    month = snapshot.month
+    if month is None:
+        return
+    currency = labels(currency=month.currency or snapshot.invoice.currency)
+    _tree(families, month.teams, currency, MONTH_LEVELS)
+    families[UNBILLED_BREAKDOWN_THROUGH].add("", month.through)
 
 
 def _unbilled(families: dict[Spec, Family], snapshot: Snapshot, currency: str) -> None:

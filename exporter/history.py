@@ -44,9 +44,11 @@ UNBILLED_SPECS = (
     metrics.UNBILLED_THROUGH,
 )
 # Every family read from the API but the budgets (a setting, not history: today's budget
-# written into past months would claim budgets that were not set then) and the credit
-# balance (today's, which the API keeps no history of).
-NOT_HISTORY = frozenset(
+# written into past months would claim budgets that were not set then), the credit
+# balance (today's, which the API keeps no history of), and this month broken down
+# (its hour-by-hour reads, 1 + teams requests an hour at depth project, would spend the
+# account's rate limit on a year of history for days).
+NOT_HISTORY = metrics.MONTH_FAMILIES | frozenset(
     {
         metrics.TEAM_BUDGET,
         metrics.CREDIT_AVAILABLE,

@@ -18,6 +18,8 @@ A sample of what ``/metrics`` says::
 
 from __future__ import annotations
 
+from typing import Literal
+
 from exporter.api.model import BYOC_DIMENSIONS, PAAS_DIMENSIONS
 from exporter.encoding import Spec
 
@@ -267,6 +269,13 @@ COST = (
     TEAM_UNBILLED_COST,
     UNBILLED_SINCE,
     UNBILLED_THROUGH,
+    PROJECT_UNBILLED_COST,
+    PROJECT_UNBILLED_DIMENSION_COST,
+    RESOURCE_TYPE_UNBILLED_COST,
+    RESOURCE_TYPE_UNBILLED_DIMENSION_COST,
+    RESOURCE_UNBILLED_COST,
+    RESOURCE_UNBILLED_DIMENSION_COST,
+    UNBILLED_BREAKDOWN_THROUGH,
     TEAM_BUDGET,
     CREDIT_AVAILABLE,
     CREDIT_PENDING,
@@ -288,9 +297,11 @@ OWN = (
     TOKEN_INFO,
     TOKEN_EXPIRY,
 )
-# What may change while a finalized invoice's breakdown does not: its payment, the spend
-# not yet invoiced, the budgets, the credit. The rest of COST is the invoice as read once,
-# encoded once (SEGMENTS: COST in runs of the one kind or the other, in order).
+# How often each cost family changes, which says when its bytes are encoded again
+# (SEGMENTS: COST in runs of one kind, in order): "read", the invoice's breakdown as read
+# once (a finalized invoice's figures do not change); "month", this month broken down
+# (when an hour is added); "live", what may change at every poll: the invoice's payment,
+# the spend not yet invoiced, the budgets, the credit.
 LIVE = frozenset(
     {
         INVOICE_PAID,
@@ -310,20 +321,35 @@ LIVE = frozenset(
         CREDIT_SYNCED,
     }
 )
+MONTH_FAMILIES = frozenset(
+    {
+        PROJECT_UNBILLED_COST,
+        PROJECT_UNBILLED_DIMENSION_COST,
+        RESOURCE_TYPE_UNBILLED_COST,
+        RESOURCE_TYPE_UNBILLED_DIMENSION_COST,
+        RESOURCE_UNBILLED_COST,
+        RESOURCE_UNBILLED_DIMENSION_COST,
+        UNBILLED_BREAKDOWN_THROUGH,
+    }
+)
+Kind = Literal["read", "month", "live"]
 
 
-def _segments(specs: tuple[Spec, ...]) -> tuple[tuple[bool, tuple[Spec, ...]], ...]:
-    runs: list[tuple[bool, list[Spec]]] = []
+def kind(spec: Spec) -> Kind:
+    return "live" if spec in LIVE else "month" if spec in MONTH_FAMILIES else "read"
+
+
+def _segments(specs: tuple[Spec, ...]) -> tuple[tuple[Kind, tuple[Spec, ...]], ...]:
+    runs: list[tuple[Kind, list[Spec]]] = []
     for spec in specs:
-        live = spec in LIVE
-        if runs and runs[-1][0] == live:
+        if runs and runs[-1][0] == kind(spec):
             runs[-1][1].append(spec)
         else:
-            runs.append((live, [spec]))
-    return tuple((live, tuple(run)) for live, run in runs)
+            runs.append((kind(spec), [spec]))
+    return tuple((of, tuple(run)) for of, run in runs)
 
 
-SEGMENTS = _segments(COST)  # (live, families) in COST order
+SEGMENTS = _segments(COST)  # (kind, families) in COST order
 # Names as scraped (a counter with ``_total``): what tests and benchmarks look for.
 COST_NAMES = frozenset(spec.sample_name for spec in COST)
 OWN_NAMES = frozenset(spec.sample_name for spec in OWN)

@@ -22,10 +22,11 @@ from __future__ import annotations
 
 import html
 import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from string import Template
 
-from exporter.api.model import Credit
+from exporter.api.model import Credit, Team
 from exporter.snapshot import InvoiceFigures, Snapshot, UnbilledFigures
 
 TOP_PROJECTS = 10
@@ -60,6 +61,8 @@ class Summary:
     teams: tuple[TeamRow, ...]
     projects: tuple[ProjectRow, ...]
     credit: Credit | None = None
+    month: tuple[ProjectRow, ...] | None = None  # this month's top projects (None: not broken down)
+    month_through: float | None = None  # how far this month's breakdown goes
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,20 +90,35 @@ def summarise(snapshot: Snapshot, last: Summary | None = None) -> Summary:
         top = last.projects
     else:
         invoiced = [(t.id, t.name or t.id, t.price.total) for t in snapshot.teams]
-        projects = [
-            ProjectRow(p.name or p.id, t.name or t.id, p.price.total)
-            for t in snapshot.teams
-            for p in t.projects or ()
-            if p.price.total is not None
-        ]
-        projects.sort(key=lambda row: -row.amount)
-        top = tuple(projects[:TOP_PROJECTS])
+        top = _top(snapshot.teams, {})
     teams = [
         TeamRow(team_id, name, amount, unbilled.get(team_id), budgets.get(team_id))
         for team_id, name, amount in invoiced
     ]
     teams.sort(key=lambda row: -max(row.invoice or 0.0, row.unbilled or 0.0))
-    return Summary(snapshot.invoice, snapshot.unbilled, tuple(teams), top, snapshot.credit)
+    names = {team_id: name for team_id, name, _ in invoiced}
+    month = snapshot.month
+    return Summary(
+        snapshot.invoice,
+        snapshot.unbilled,
+        tuple(teams),
+        top,
+        snapshot.credit,
+        None if month is None else _top(month.teams, names),
+        None if month is None else month.through,
+    )
+
+
+def _top(teams: Iterable[Team], names: Mapping[str, str]) -> tuple[ProjectRow, ...]:
+    """The most expensive projects of ``teams``, team names from ``names`` (the invoice's)."""
+    rows = [
+        ProjectRow(p.name or p.id, t.name or names.get(t.id) or t.id, p.price.total)
+        for t in teams
+        for p in t.projects or ()
+        if p.price.total is not None
+    ]
+    rows.sort(key=lambda row: -row.amount)
+    return tuple(rows[:TOP_PROJECTS])
 
 
 def money(amount: float | None, currency: str) -> str:
@@ -201,20 +219,36 @@ def _figures(s: Summary) -> str:
     out.append("</div>")
     out.append("<section><h2>Spend by team</h2>" + _chart(s, cur) + "</section>")
     out.append(f"<section><h2>The {TOP_PROJECTS} most expensive projects</h2>")
-    if s.projects:
-        out.append(
-            '<div class="wide"><table class="list"><tr><th>#</th><th>Project</th><th>Team</th>'
-            '<th class="r">Invoice</th></tr>'
-        )
-        for n, p in enumerate(s.projects, 1):
-            out.append(
-                f"<tr><td>{n}</td><td>{_e(p.name)}</td><td>{_e(p.team)}</td>"
-                f'<td class="r">{_e(money(p.amount, cur))}</td></tr>'
-            )
-        out.append("</table></div>")
+    if s.projects or s.month:
+        out.append('<div class="cards">')
+        out.append(_projects(f"Invoice {inv.id}", "Invoice", s.projects, cur))
+        if s.month is not None:
+            through = _when(s.month_through, "%Y-%m-%d %H:%M UTC")
+            title = f"This month, through {through}"
+            out.append(_projects(title, "So far", s.month, cur))
+        out.append("</div>")
     else:
         out.append("<p>No project figures: the exporter reads teams only (depth team).</p>")
     out.append("</section>")
+    return "".join(out)
+
+
+def _projects(title: str, column: str, rows: tuple[ProjectRow, ...], cur: str) -> str:
+    """One table of the most expensive projects, under its own heading."""
+    out = [f'<div class="wide"><h3>{_e(title)}</h3>']
+    if not rows:
+        out.append("<p>No project has spent yet.</p></div>")
+        return "".join(out)
+    out.append(
+        '<table class="list"><tr><th>#</th><th>Project</th><th>Team</th>'
+        f'<th class="r">{_e(column)}</th></tr>'
+    )
+    for n, p in enumerate(rows, 1):
+        out.append(
+            f"<tr><td>{n}</td><td>{_e(p.name)}</td><td>{_e(p.team)}</td>"
+            f'<td class="r">{_e(money(p.amount, cur))}</td></tr>'
+        )
+    out.append("</table></div>")
     return "".join(out)
 
 
@@ -245,7 +279,7 @@ PAGE = Template("""<!doctype html>
 <title>Northflank spend</title>
 <style>
 body{font:15px/1.45 system-ui,sans-serif;margin:0 auto;padding:12px;max-width:960px;color:#111}
-h1{font-size:1.5em;margin:.2em 0}h2{font-size:1.1em;margin:1.2em 0 .4em}
+h1{font-size:1.5em;margin:.2em 0}h2{font-size:1.1em;margin:1.2em 0 .4em}h3{font-size:1em}
 .lead{font-size:1.15em}.cards{display:flex;flex-wrap:wrap;gap:0 2.5em}
 table{border-collapse:collapse}th,td{text-align:left;padding:2px 10px 2px 0;vertical-align:top}
 td{overflow-wrap:anywhere}.list td,.list th{border-bottom:1px solid #ccc}

@@ -12,8 +12,10 @@ left, and drops the figures once they are older than the staleness bound.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
+import math
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -22,7 +24,7 @@ from dataclasses import dataclass
 from exporter import __version__
 from exporter.api import model
 from exporter.api.billing import Billing
-from exporter.api.client import Client
+from exporter.api.client import Client, counting
 from exporter.api.errors import (
     PERMISSION_HINT,
     ApiError,
@@ -32,6 +34,7 @@ from exporter.api.errors import (
     NotFoundError,
     first_api_error,
 )
+from exporter.catchup import Catchup
 from exporter.drill import TeamShape, learn
 from exporter.fetch import Plan, fetch
 from exporter.own import Health
@@ -98,6 +101,21 @@ class Poller:
         self._credit_absent_said = False
         self._read: Read | None = None  # what the last read of the breakdown left
         self._reads = 0  # reads of a breakdown so far
+        self._polling = False  # a poll is running (this month's breakdown waits for its end)
+        # this month broken down, in the background (NORTHFLANK_UNBILLED_DEPTH)
+        self.catchup = (
+            Catchup(
+                client,
+                settings,
+                self._contracts,
+                keep=self._keep,
+                clock=clock,
+                on_added=self._month_added,
+            )
+            if settings.month_depth != "team"
+            else None
+        )
+        self._shown: Snapshot | None = None  # the last good poll's, as served
         self._steady_cost = 0  # requests of the last good poll but its breakdown's
         self._read_cost = 0  # requests of the last read of a breakdown
 
@@ -105,29 +123,24 @@ class Poller:
 
     async def poll(self) -> bool:
         """Poll once, publish the outcome; True when it succeeded."""
-        started, spent_before = self._clock(), self._client.stats.total
+        started = self._clock()
         self._client.stats.lowest_remaining = None  # the poll's own, for its log line
         error: ApiError | None = None
-        try:
-            async with asyncio.timeout(POLL_DEADLINE_SECONDS) as limit:
-                # only waits for the rate-limit window take a poll past its deadline
-                self._client.set_deadline(
-                    POLL_DEADLINE_SECONDS,
-                    max_wait=self._settings.staleness_seconds,
-                    on_wait=lambda seconds: limit.reschedule((limit.when() or 0.0) + seconds),
-                )
-                plan = self._plan()
-                answers = self._learn_credit(plan, await fetch(self._billing(), plan))
-            snapshot = self._snapshot(answers)
-        except TimeoutError:
-            error = ApiTimeoutError("poll", f"gave up after {POLL_DEADLINE_SECONDS:.0f} s")
-        except Exception as exc:
-            error = first_api_error(exc)
-            if error is None:  # a bug, or data so odd that it slipped past the models
-                log.exception("poll failed on an unexpected error")
-                error = InvalidResponseError("poll", f"{type(exc).__name__}: {exc}")
+        self._polling = True
+        # the poll's own requests (the breakdown of this month runs beside it: not these)
+        with counting() as sent:
+            try:
+                answers, snapshot = await self._answers()
+            except TimeoutError:
+                error = ApiTimeoutError("poll", f"gave up after {POLL_DEADLINE_SECONDS:.0f} s")
+            except Exception as exc:
+                error = first_api_error(exc)
+                if error is None:  # a bug, or data so odd that it slipped past the models
+                    log.exception("poll failed on an unexpected error")
+                    error = InvalidResponseError("poll", f"{type(exc).__name__}: {exc}")
+        self._polling = False
         self._duration = self._clock() - started
-        spent = self._spent = self._client.stats.total - spent_before
+        spent = self._spent = sent.requests
         self._last_poll = self._wall_clock()
         if error is None:
             self._serving, self._up, self._last_success = True, True, self._last_poll
@@ -139,6 +152,7 @@ class Poller:
                 self._read_cost = read
             self._last_result = "ok"
             self._schedule_expiry()
+            snapshot = self._shown = self._follow_month(answers, snapshot)
             series = self._send(snapshot)
             fields = {
                 "invoice": snapshot.invoice.id,
@@ -159,6 +173,18 @@ class Poller:
             log.warning("poll failed: %s%s", error, hint, extra=extra)
         return error is None
 
+    async def _answers(self) -> tuple[Answers, Snapshot]:
+        async with asyncio.timeout(POLL_DEADLINE_SECONDS) as limit:
+            # only waits for the rate-limit window take a poll past its deadline
+            self._client.set_deadline(
+                POLL_DEADLINE_SECONDS,
+                max_wait=self._settings.staleness_seconds,
+                on_wait=lambda seconds: limit.reschedule((limit.when() or 0.0) + seconds),
+            )
+            plan = self._plan()
+            answers = self._learn_credit(plan, await fetch(self._billing(), plan))
+        return answers, self._snapshot(answers)
+
     def _billing(self) -> Billing:
         return Billing(self._client, self._contracts)
 
@@ -171,7 +197,7 @@ class Poller:
         self._reads += 1
         snapshot = build(answers, view, read=self._reads)
         self._read = Read.of(snapshot, answers, self._clock())
-        self._shapes = learn(answers)
+        self._shapes = learn(answers.projects)
         self._warn_unknown_budgets(frozenset(team.id for team in answers.invoice.teams or ()))
         return snapshot
 
@@ -236,6 +262,50 @@ class Poller:
             self._token_due = self._clock() + TOKEN_CHECK_SECONDS
         if snapshot.teams is not None:
             self._team_names = {team.id: team.name for team in snapshot.teams}
+
+    def _follow_month(self, answers: Answers, snapshot: Snapshot) -> Snapshot:
+        """Tell this month's breakdown which window this poll saw; its figures so far."""
+        if self.catchup is None or answers.usage is None or self._contract is None:
+            return snapshot
+        read = self._read
+        single = None
+        if read is not None and read.single:
+            single = next(iter(read.team_names.items()), None)
+        teams = len(read.team_names) if read is not None else 0
+        self.catchup.follow(
+            answers.usage.invoice_id,
+            answers.usage.since,
+            self._contract,
+            teams=teams,
+            single=single,
+            shapes=self._shapes,
+        )
+        return dataclasses.replace(snapshot, month=self.catchup.figures())
+
+    def _month_added(self) -> None:
+        """Hours were added to this month's breakdown between polls: served at once, with
+        the last good poll's figures (only the breakdown's families are rendered anew)."""
+        if self.catchup is None or self._shown is None or not self._serving:
+            return
+        self._shown = dataclasses.replace(self._shown, month=self.catchup.figures())
+        self._send(self._shown)
+
+    def _keep(self) -> float:
+        """What the polls need of the API's window until it resets (of the last hour,
+        where the API says nothing of one): this month's breakdown leaves them that."""
+        now = self._clock()
+        limits = self._client.limits
+        left = limits.reset_at - now if limits.reset_at is not None else 3600.0
+        settings = self._settings
+        interval = max(
+            settings.poll_interval_seconds,
+            budget_interval(self.poll_cost, settings.request_budget_per_hour),
+        )
+        keep = self._steady_cost * (math.ceil(max(0.0, left) / interval) + 1)
+        read = self._read
+        if read is None or read.at + settings.invoice_refresh_seconds <= now + left:
+            keep += self._read_cost  # a read of the breakdown may come before the reset
+        return keep
 
     def _fields(self, spent: int, series: int) -> dict[str, object]:
         """What the poll's log line says besides the invoice."""
@@ -373,17 +443,26 @@ class Poller:
         return needed
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Poll on schedule until ``stop`` is set."""
+        """Poll on schedule until ``stop`` is set; this month's breakdown beside it."""
         self._send()  # serve the exporter's own metrics before the first poll ends
-        while not stop.is_set():
-            started = self._clock()
-            await self.poll()
-            await self.check_token()
-            next_start = started + self.interval()
-            if await _sleep_or_stop(max(0.0, next_start - self._clock()), stop):
-                break
-        if self._expiry is not None:
-            self._expiry.cancel()
+        background = None
+        if self.catchup is not None:
+            background = asyncio.create_task(self.catchup.run(stop, lambda: self._polling))
+        try:
+            while not stop.is_set():
+                started = self._clock()
+                await self.poll()
+                await self.check_token()
+                next_start = started + self.interval()
+                if await _sleep_or_stop(max(0.0, next_start - self._clock()), stop):
+                    break
+        finally:
+            if background is not None:
+                background.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await background
+            if self._expiry is not None:
+                self._expiry.cancel()
 
 
 def average_cost(steady: float, read: float, interval: float, refresh: float) -> float:

@@ -104,6 +104,8 @@ class Settings(BaseSettings):
     listen_address: str = "0.0.0.0:9721"
     web_config_file: Path | None = None
     unbilled: bool = True
+    unbilled_depth: Depth | None = None  # None: project, or NORTHFLANK_DEPTH when shallower
+    state_file: Path | None = None
     budgets: Annotated[dict[str, float], NoDecode] = Field(default_factory=dict)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["text", "json"] = "text"
@@ -158,6 +160,26 @@ class Settings(BaseSettings):
         if self.api_token is None and self.api_token_file is None:
             raise ValueError("NORTHFLANK_API_TOKEN: required (or set NORTHFLANK_API_TOKEN_FILE)")
         return self
+
+    @model_validator(mode="after")
+    def _unbilled_depth_within_depth(self) -> Settings:
+        depth = self.unbilled_depth
+        if depth is not None and DEPTHS.index(depth) > DEPTHS.index(self.depth):
+            raise ValueError(
+                f"NORTHFLANK_UNBILLED_DEPTH: {depth} is deeper than NORTHFLANK_DEPTH ({self.depth})"
+            )
+        return self
+
+    @property
+    def month_depth(self) -> Depth:
+        """How far this month's spend is broken down: the setting, else ``project`` (or
+        ``NORTHFLANK_DEPTH`` when that is ``team``); ``team``: not at all (the team totals
+        come from the usage list)."""
+        if not self.unbilled:
+            return "team"
+        if self.unbilled_depth is not None:
+            return self.unbilled_depth
+        return "team" if self.depth == "team" else "project"
 
     @property
     def host(self) -> str:

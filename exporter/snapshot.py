@@ -75,6 +75,19 @@ class UnbilledFigures:
 
 
 @dataclass(frozen=True, slots=True)
+class MonthFigures:
+    """This month's spend broken down (:mod:`exporter.month`), summed from settled hours:
+    teams (no price of their own) with their projects, and at depth ``resource`` their
+    resource types and resources."""
+
+    since: float
+    through: float  # end of the newest hour summed without a gap
+    currency: str
+    teams: tuple[Team, ...]
+    key: tuple[str, float, int]  # (invoice, since, hours summed): equal keys, equal figures
+
+
+@dataclass(frozen=True, slots=True)
 class Snapshot:
     """Everything the cost families are rendered from; swapped in whole after a poll.
 
@@ -91,6 +104,7 @@ class Snapshot:
     budgets: tuple[TeamAmount, ...] = ()
     credit: model.Credit | None = None
     read: int = 0  # which read of an invoice's breakdown this is (or was, teams None)
+    month: MonthFigures | None = None  # this month, broken down (NORTHFLANK_UNBILLED_DEPTH)
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,11 +7,13 @@ Needs Debian's ``prometheus`` and, for the model check, Grafana's dashboard mode
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import re
 import subprocess
 import textwrap
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +21,8 @@ from typing import Any
 import pytest
 
 from exporter import metrics as m
-from tests.harness import Exporter
+from exporter.simulator import Simulator, generate_organisation
+from tests.harness import TOKEN, Exporter, api_env
 from tests.promserver import PrometheusServer, static_job
 
 REPO = Path(__file__).resolve().parent.parent
@@ -280,23 +283,35 @@ def test_dashboard_covers_the_contract() -> None:
 
 @pytest.fixture(scope="module")
 def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusServer]:
-    """Prometheus that has scraped ``northflank-exporter --demo`` (budgets set, this month
-    broken down to resources) for a while."""
+    """Prometheus that has scraped the exporter (budgets set, this month broken down to
+    resources) polling the demo's organisation for a while. Not ``--demo`` itself: polls
+    every 2 s would take the demo API's whole rate limit, leaving this month's breakdown
+    no room (it only uses what the polls leave)."""
     workdir = tmp_path_factory.mktemp("prometheus")
-    exporter = Exporter(
-        "--demo",
-        "--poll-interval-seconds",
-        "2",
-        # the breakdown down to resources, for the "This month by resource" panels
-        env={"NORTHFLANK_BUDGETS": "*=100, team-1=50000", "NORTHFLANK_UNBILLED_DEPTH": "resource"},
+    simulator = Simulator(
+        generate_organisation(),
+        token=TOKEN,
+        contract="current",
+        rate_limit=10**7,
+        token_expires_at=time.time() + 90 * 86400,
+    ).start()
+    simulator.close = simulator.stop  # type: ignore[attr-defined]
+    env = api_env(
+        simulator.url,
+        TOKEN,
+        poll_interval_seconds="2",
+        budgets="*=100, team-1=50000",
+        unbilled_depth="resource",  # for the "This month by resource" panels
     )
-    with exporter:
+    exporter = Exporter(env=env)
+    with contextlib.closing(simulator), exporter:  # the simulator stopped last
         exporter.wait_ready(timeout=30)
         target = exporter.url.removeprefix("http://")
         job = static_job("northflank-exporter", [target], scrape_interval="1s")
         with PrometheusServer([job], workdir=workdir) as prom:
             try:
                 prom.wait_for_series('northflank_team_cost{job="northflank-exporter"}')
+                prom.wait_for_series('northflank_resource_unbilled_cost{job="northflank-exporter"}')
                 # enough samples for every rate() and increase() window
                 prom.wait_for_series("count_over_time(northflank_up[1m]) >= 6")
             except AssertionError as exc:

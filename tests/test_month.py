@@ -30,7 +30,9 @@ from exporter.poller import Outcome, Poller
 from exporter.settings import Settings
 from exporter.simulator import HOUR, generate_organisation
 from tests.contracts import major
+from tests.month_sums import simulated
 from tests.virtual import FakeApi, VirtualTimeLoop
+from tests.virtual_month import CatchupRun, catch_up
 
 pytestmark = pytest.mark.slow
 DAY = 24 * HOUR
@@ -193,3 +195,43 @@ def test_the_exporters_memory_is_flat_over_a_month() -> None:
     print(f"exporter's memory (tracemalloc): day 1 {first:,} B, day {DAYS - 1} {last:,} B")
     assert first > 100_000  # it measured something: the breakdown's bytes, the figures
     assert abs(last - first) <= 0.1 * first, month.memory
+
+
+# ------------------------------------------------------------------ this month, broken down
+
+
+def assert_summed_once(run: CatchupRun, depth: str) -> None:
+    """Each hour asked once with each filter, and the breakdown the simulator's sums of
+    every settled hour, exactly."""
+    twice = [read for read, n in run.hour_reads().items() if n > 1]
+    assert not twice, twice[:3]
+    month = run.month
+    assert month is not None
+    want = simulated(run.api.org, run.api.wall_clock(), month.since, month.through, depth)
+    got = {key: (e.name, e.total, dict(e.dimensions)) for key, e in month.sums.items()}
+    assert got == want
+
+
+@pytest.mark.parametrize(
+    ("contract", "depth"), [("current", "project"), ("legacy-pinned", "resource")]
+)
+def test_a_month_of_hours_caught_up_in_the_background_summed_once_each(
+    contract: str, depth: str
+) -> None:
+    """Started 30 days into the window with the default settings (900 requests an hour, a
+    reserve of 100) against an API that allows 1000: every poll on its 900 s schedule
+    while the catch-up runs, no answer 429, never fewer than 100 requests left, and then
+    every one of the 717 settled hours summed once."""
+    run = catch_up(generate_organisation(), contract, depth, hours=30 * 24, after=2 * HOUR)
+    assert run.caught_up_after is not None
+    assert run.failed_polls == 0
+    gaps = {b - a for a, b in itertools.pairwise(run.poll_starts)}
+    assert gaps == {900.0}, gaps
+    assert run.refused == 0
+    assert run.lowest_remaining is not None
+    assert run.lowest_remaining >= 100
+    assert run.hours >= 30 * 24 - 3
+    assert_summed_once(run, depth)
+    # caught up, each hour that settles is read alone: the hour unfiltered, each team's
+    # (4), and at depth resource each of its projects (3, fewer than its 7 types)
+    assert run.steady_per_hour == (1 + 4 if depth == "project" else 1 + 4 + 4 * 3)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
 import time
 
@@ -15,7 +16,13 @@ from exporter.page import NAME_CHARS, TOP_PROJECTS, PageView, _when, render_page
 from exporter.poller import Outcome, Poller
 from exporter.settings import Settings
 from exporter.simulator import generate_organisation
-from exporter.snapshot import InvoiceFigures, Snapshot, TeamAmount, UnbilledFigures
+from exporter.snapshot import (
+    InvoiceFigures,
+    MonthFigures,
+    Snapshot,
+    TeamAmount,
+    UnbilledFigures,
+)
 from tests.virtual import FakeApi, VirtualTimeLoop
 
 NOW = 1_764_547_200.0  # 2025-12-01 00:00 UTC
@@ -270,3 +277,35 @@ def test_the_invoice_status_and_the_credit_balance_are_shown() -> None:
     assert "not paid." in legacy
     assert "Status" not in legacy
     assert "Credit" not in legacy
+
+
+def test_this_months_top_projects_beside_the_invoices() -> None:
+    """The month's breakdown has teams without names: the invoice's name them; its own
+    heading says how far it goes; most expensive first, at most ten."""
+    teams = [team(f"t{n}", f"Team {n}", float(n * 10), projects=3) for n in range(1, 6)]
+    month_teams = tuple(
+        Team(
+            f"t{n}",
+            "",
+            Price(None),
+            tuple(Project(f"m{n}-{k}", f"Month <{n}.{k}>", Price(n + k / 10)) for k in range(3)),
+        )
+        for n in range(1, 6)
+    )
+    month = MonthFigures(NOW, NOW + 5 * 3600, "usd", month_teams, ("inv-2025-11", NOW, 5))
+    snap = dataclasses.replace(snapshot(*teams), month=month)
+    text = page(snap)
+    assert "<h3>Invoice inv-2025-11</h3>" in text
+    assert "<h3>This month, through 2025-12-01 05:00 UTC</h3>" in text
+    month_part = text[text.index("This month, through") :]
+    assert (
+        '<tr><td>1</td><td>Month &lt;5.2&gt;</td><td>Team 5</td><td class="r">5.20 USD'
+        in month_part
+    )
+    assert month_part.count("<tr><td>") == TOP_PROJECTS  # of 15
+    assert text.count("<tr><td>") == 2 * TOP_PROJECTS
+    no_outside_assets(text)
+    # no breakdown of this month: the invoice's table alone
+    alone = page(snapshot(*teams))
+    assert "This month, through" not in alone
+    assert alone.count("<tr><td>") == TOP_PROJECTS

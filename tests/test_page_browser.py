@@ -31,13 +31,18 @@ DOCS_PNG = Path(__file__).parent.parent / "docs" / "landing-page.png"
 
 @pytest.fixture(scope="module")
 def served() -> Iterator[Exporter]:
-    """The demo organisation five hours into the month, with budgets, behind an exporter."""
+    """The demo organisation five hours into the month, with budgets, behind an exporter
+    that breaks this month down by project (its two settled hours summed)."""
     org = generate_organisation()
-    clock = ManualClock(org.newest_invoice().period_end + 5.5 * 3600)
-    with Simulator(org, token=TOKEN, clock=clock) as sim:
-        env = api_env(sim.url, TOKEN, budgets="team-1=5000, *=4000")
+    since = org.newest_invoice().period_end
+    clock = ManualClock(since + 5.5 * 3600)
+    # polls every second would keep the API's 1000 an hour to themselves: a larger limit
+    with Simulator(org, token=TOKEN, clock=clock, rate_limit=10**7) as sim:
+        env = api_env(sim.url, TOKEN, budgets="team-1=5000, *=4000", unbilled_depth="project")
         with Exporter(env=env) as exporter:
             exporter.wait_ready()
+            through = m.UNBILLED_BREAKDOWN_THROUGH.name
+            exporter.wait_metric(through, lambda v: v == since + 2 * 3600)
             yield exporter
 
 
@@ -154,3 +159,20 @@ def test_the_rendered_page_names_every_team_with_its_amount(
         assert name in text
         assert f"invoice {money(amount, 'usd')}" in text, (name, amount)
     assert "budget 5,000.00 USD" in text
+
+
+def test_this_months_top_projects_are_rendered_beside_the_invoices(
+    served: Exporter, tmp_path: Path
+) -> None:
+    """The most expensive project of this month, as /metrics serves it, in the rendered
+    page under its own heading."""
+    projects = served.scrape().family(m.PROJECT_UNBILLED_COST.name)
+    assert len(projects) == 4 * 3
+    labels, amount = max(projects.items(), key=lambda item: item[1])
+    dom = chromium(tmp_path, "--dump-dom", served.url + "/").stdout.decode()
+    parser = _Text()
+    parser.feed(dom)
+    text = " ".join(parser.parts)
+    assert "This month, through" in text
+    month = text[text.index("This month, through") :]
+    assert month.index(dict(labels)["project_name"]) < month.index(money(amount, "usd"))

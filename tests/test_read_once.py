@@ -40,7 +40,7 @@ def breakdown(requests: list[RequestRecord]) -> list[RequestRecord]:
 
 def read_figures(scrape: Scrape) -> dict[object, float]:
     """The cost families a read of the breakdown gives (not the usage, budgets, credit)."""
-    live = {spec.name for spec in m.LIVE}
+    live = {spec.name for spec in m.LIVE | m.MONTH_FAMILIES}
     return {key: value for key, value in cost_series(scrape).items() if key[0] not in live}
 
 
