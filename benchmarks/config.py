@@ -73,6 +73,9 @@ class Config:
     first_read_org: Organisation = Organisation(teams=3, projects=8)
     first_read_limit: int = 1000  # the API's requests a window
     first_read_window: float = 5.0
+    # this month's breakdown caught up (benchmarks/catchup.py): organisation, window (h)
+    catchup_org: Organisation = Organisation(teams=3, projects=8)
+    catchup_hours: float = 48.0
 
 
 FULL = Config(
@@ -95,6 +98,8 @@ FULL = Config(
     steady_polls=5,
     first_read_org=Organisation(teams=30, projects=50),
     first_read_window=30.0,
+    catchup_org=Organisation(teams=10, projects=50),
+    catchup_hours=360.0,
 )
 QUICK = Config(
     name="quick",

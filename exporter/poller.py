@@ -285,9 +285,12 @@ class Poller:
     def _month_added(self) -> None:
         """Hours were added to this month's breakdown between polls: served at once, with
         the last good poll's figures (only the breakdown's families are rendered anew)."""
-        if self.catchup is None or self._shown is None or not self._serving:
+        shown = self._shown
+        if self.catchup is None or shown is None or not self._serving:
             return
-        self._shown = dataclasses.replace(self._shown, month=self.catchup.figures())
+        # as a poll that kept the breakdown: the read's bytes are reused, not encoded again
+        kept = shown if shown.teams is None else dataclasses.replace(shown, teams=None)
+        self._shown = dataclasses.replace(kept, month=self.catchup.figures())
         self._send(self._shown)
 
     def _keep(self) -> float:

@@ -36,6 +36,19 @@ ROWS = (
     "reserve_waited",
     "reserve_lowest",
     "reserve_429",
+    "catchup_current_project",
+    "catchup_time_current_project",
+    "catchup_steady_current_project",
+    "catchup_current_resource",
+    "catchup_time_current_resource",
+    "catchup_steady_current_resource",
+    "catchup_legacy_project",
+    "catchup_time_legacy_project",
+    "catchup_steady_legacy_project",
+    "catchup_legacy_resource",
+    "catchup_time_legacy_resource",
+    "catchup_steady_legacy_resource",
+    "catchup_limits",
     "scrape_gzip",
     "scrape_identity",
     "scrape_p99_gzip",
@@ -172,3 +185,16 @@ Transfer/sec:      1.69GB
     assert run.p99_ms == pytest.approx(5.7)
     assert run.requests == 4100
     assert run.errors == 6
+
+
+def test_quick_benchmark_catches_this_month_up_within_the_limits(quick_run: str) -> None:
+    """Counted in virtual time, so exact: 3 x 8, 48 hours after the invoice's end."""
+    rows = table(quick_run)
+    assert rows["catchup_limits"][5] == "met"  # on schedule, each hour once, no 429, reserve
+    for case in ("current_project", "current_resource", "legacy_project", "legacy_resource"):
+        assert rows[f"catchup_{case}"][2] in ("45 hours", "46 hours"), case
+    # the current contract's sums by project: the newest hour (1 + 3), then 3 teams and
+    # 24 projects, against 45 hours of 1 + 3 requests each
+    assert rows["catchup_current_project"][1] == "31"
+    assert rows["catchup_legacy_project"][1] == "180"
+    assert rows["catchup_steady_current_project"][1] == "4"

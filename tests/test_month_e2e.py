@@ -159,6 +159,8 @@ def test_after_catching_up_each_family_equals_the_simulators_sums(
         scrape = caught_up(exporter, through)
         assert_sums(scrape, sim, since, through, depth)
         assert_each_hour_read_once(sim, through)
+        # the invoice's breakdown is served beside it, whole (3 teams x 2 projects x 7 types)
+        assert len(scrape.family(m.RESOURCE_COST.name)) == 3 * 2 * 7
         # an hour settles: it alone is read, then the figures hold it too
         clock.advance(HOUR)
         scrape = caught_up(exporter, through + HOUR)

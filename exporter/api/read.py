@@ -86,7 +86,7 @@ def from_cents(value: float | int) -> float:
     return float(Fraction(repr(value)) / 100)
 
 
-@functools.lru_cache(maxsize=1 << 16)  # the same amounts come back hour after hour
+@functools.lru_cache(maxsize=1024)  # the same amounts come back hour after hour (~0.4 MB)
 def exact(value: float) -> Fraction:
     """An amount as the exact decimal its shortest text is (``0.07`` -> 7/100), so that
     sums of major units are the same as sums of the cents they came from."""
