@@ -86,10 +86,6 @@ class Catchup:
         self.requests = 0  # sent in all
 
     @property
-    def enabled(self) -> bool:
-        return self._depth != "team"
-
-    @property
     def month(self) -> Month | None:
         return self._month
 
@@ -128,7 +124,6 @@ class Catchup:
                     extra={"fields": {"since": since}},
                 )
             self._month = resumed or window
-            self._scope = Scope(self._settings.view, self._depth)
             self._unit_cost = None
             self._span_tried = False
             self._probe = None

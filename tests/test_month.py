@@ -18,20 +18,18 @@ import asyncio
 import gc
 import itertools
 import logging
-import random
 import tracemalloc
 from dataclasses import dataclass, field
 
 import pytest
 
-from exporter.api.client import Client
 from exporter.bodies import Bodies
 from exporter.poller import Outcome, Poller
 from exporter.settings import Settings
 from exporter.simulator import HOUR, generate_organisation
 from tests.contracts import major
 from tests.month_sums import simulated
-from tests.virtual import FakeApi, VirtualTimeLoop
+from tests.virtual import FakeApi, VirtualTimeLoop, virtual_client
 from tests.virtual_month import CatchupRun, catch_up
 
 pytestmark = pytest.mark.slow
@@ -124,11 +122,7 @@ def run_month(contract: str, *, traced: bool = False, **settings: float) -> Mont
         month.new_invoice, month.new_end = invoice.id, invoice.period_end
 
     async def main() -> None:
-        client = Client(
-            "http://api.test", api.token, transport=api.transport(), clock=loop.time,
-            wall_clock=api.wall_clock, rng=random.Random(7), reserve=config.ratelimit_reserve,
-            budget=config.request_budget_per_hour,
-        )  # fmt: skip
+        client = virtual_client(api, config)
         poller = Poller(client, config, publish, clock=loop.time, wall_clock=api.wall_clock)
         stop = asyncio.Event()
         loop.call_later(DAYS * DAY, stop.set)

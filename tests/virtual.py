@@ -190,3 +190,17 @@ class FakeApi:
         if pagination is not None:
             document["pagination"] = pagination
         return httpx.Response(200, json=document)
+
+
+def virtual_client(api: FakeApi, settings: Any) -> Any:
+    """The real :class:`~exporter.api.client.Client` on ``api`` and its loop's clock, with
+    ``settings``' reserve and budget (jitter seeded: runs repeat exactly)."""
+    import random
+
+    from exporter.api.client import Client
+
+    return Client(
+        "http://api.test", api.token, transport=api.transport(), clock=api.loop.time,
+        wall_clock=api.wall_clock, rng=random.Random(7), reserve=settings.ratelimit_reserve,
+        budget=settings.request_budget_per_hour,
+    )  # fmt: skip

@@ -14,19 +14,17 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-import random
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
-from exporter.api.client import Client
 from exporter.month import Month, due
 from exporter.poller import Outcome, Poller
 from exporter.settings import Settings
 from exporter.simulator import HOUR, Organisation
-from tests.virtual import FakeApi, Sent, VirtualTimeLoop
+from tests.virtual import FakeApi, Sent, VirtualTimeLoop, virtual_client
 
 HOUR_READ = re.compile(r"/v1/(?:teams/[^/]+/)?billing/usage/(\d+)")
 FILTERS = ("teamId", "projectId", "resourceType")
@@ -105,11 +103,7 @@ def catch_up(
         return 0
 
     async def main() -> None:
-        client = Client(
-            "http://api.test", api.token, transport=api.transport(), clock=loop.time,
-            wall_clock=api.wall_clock, rng=random.Random(7), reserve=config.ratelimit_reserve,
-            budget=config.request_budget_per_hour,
-        )  # fmt: skip
+        client = virtual_client(api, config)
         poller = Poller(client, config, publish, clock=loop.time, wall_clock=api.wall_clock)
         catchup = poller.catchup
         assert catchup is not None
