@@ -22,7 +22,6 @@ price.total: expected a number, got str
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -86,7 +85,6 @@ def from_cents(value: float | int) -> float:
     return float(Fraction(repr(value)) / 100)
 
 
-@functools.lru_cache(maxsize=1024)  # the same amounts come back hour after hour (~0.4 MB)
 def exact(value: float) -> Fraction:
     """An amount as the exact decimal its shortest text is (``0.07`` -> 7/100), so that
     sums of major units are the same as sums of the cents they came from."""
